@@ -1,0 +1,30 @@
+"""geo_neuralop: neural operators on meshes and spheres.
+
+Subpackages: :mod:`geo_neuralop.geometry` (point clouds with quadrature weights),
+:mod:`geo_neuralop.kernels` (basis functions, neighbour search, sparse DISCO kernels),
+:mod:`geo_neuralop.layers`, :mod:`geo_neuralop.models`, :mod:`geo_neuralop.data`,
+:mod:`geo_neuralop.training`, :mod:`geo_neuralop.viz`.
+"""
+
+from geo_neuralop.geometry import (
+    PointCloud,
+    fibonacci_sphere,
+    from_mesh,
+    icosphere,
+    regular_grid,
+    sphere_grid,
+    to_mesh,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PointCloud",
+    "__version__",
+    "fibonacci_sphere",
+    "from_mesh",
+    "icosphere",
+    "regular_grid",
+    "sphere_grid",
+    "to_mesh",
+]

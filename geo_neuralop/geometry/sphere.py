@@ -1,0 +1,268 @@
+"""Quadrature rules on the unit sphere.
+
+- :func:`sphere_grid`: tensor-product latitude/longitude grids ("equiangular" with
+  Clenshaw-Curtis weights in cos(colatitude), "legendre-gauss") with the point
+  ordering and weights of torch-harmonics (scaled to sum to 4 pi);
+- :func:`icosphere`: subdivided icosahedra with lumped geodesic-triangle weights;
+- :func:`fibonacci_sphere` and :func:`from_sphere_points`: arbitrary points with
+  spherical Voronoi cell areas as weights.
+
+Weights are solid angles (steradians) and sum to 4 pi.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from geo_neuralop.geometry.point_cloud import PointCloud
+
+SPHERE_GRIDS = ("equiangular", "legendre-gauss")
+
+
+def clenshaw_curtis(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clenshaw-Curtis nodes and weights on [-1, 1] (Trefethen, Spectral Methods in MATLAB).
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, at least 2; nodes ``cos(pi k / (n - 1))`` include both ends.
+
+    Returns
+    -------
+    nodes, weights : np.ndarray, shape [n]
+        Nodes in decreasing order (from +1 to -1); weights sum to 2. Exact for
+        polynomials of degree below ``n``.
+    """
+    if n < 2:
+        raise ValueError(f"Clenshaw-Curtis needs at least 2 nodes, got n={n}")
+    big_n = n - 1
+    theta = np.pi * np.arange(n) / big_n
+    nodes = np.cos(theta)
+    weights = np.zeros(n)
+    interior = theta[1:-1]
+    v = np.ones(n - 2)
+    if big_n % 2 == 0:
+        weights[0] = weights[-1] = 1.0 / (big_n**2 - 1)
+        k = np.arange(1, big_n // 2)
+        v -= (2.0 * np.cos(2.0 * np.outer(interior, k)) / (4.0 * k**2 - 1)).sum(axis=1)
+        v -= np.cos(big_n * interior) / (big_n**2 - 1)
+    else:
+        weights[0] = weights[-1] = 1.0 / big_n**2
+        k = np.arange(1, (big_n - 1) // 2 + 1)
+        v -= (2.0 * np.cos(2.0 * np.outer(interior, k)) / (4.0 * k**2 - 1)).sum(axis=1)
+    weights[1:-1] = 2.0 * v / big_n
+    return nodes, weights
+
+
+def colatitude_nodes_and_weights(nlat: int, grid: str) -> tuple[np.ndarray, np.ndarray]:
+    """Colatitudes (radians, from the north pole, increasing) and their weights in cos(theta).
+
+    The weights integrate functions of ``cos(theta)`` over [-1, 1] (sum 2);
+    multiplied by ``2 pi / nlon`` they become the solid angle of each grid point.
+    """
+    if grid == "legendre-gauss":
+        if nlat < 1:
+            raise ValueError(f"nlat must be at least 1, got {nlat}")
+        x, w = np.polynomial.legendre.leggauss(nlat)
+        x, w = x[::-1], w[::-1]  # north (x = cos theta = +1) first
+    elif grid == "equiangular":
+        x, w = clenshaw_curtis(nlat)
+    else:
+        raise ValueError(f"grid must be one of {SPHERE_GRIDS}, got {grid!r}")
+    return np.arccos(np.clip(x, -1.0, 1.0)), w
+
+
+def _unit_vectors(colat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    sin_t = np.sin(colat)
+    sin_t[(colat == 0.0) | (colat == np.pi)] = 0.0  # exact poles
+    return np.stack([sin_t * np.cos(lon), sin_t * np.sin(lon), np.cos(colat)], axis=-1)
+
+
+def sphere_grid(
+    nlat: int, nlon: int, grid: str = "equiangular", dtype: torch.dtype | None = None
+) -> PointCloud:
+    """A latitude-longitude grid on the unit sphere, ordered as torch-harmonics orders it.
+
+    Parameters
+    ----------
+    nlat, nlon : int
+        Number of latitude rings and of points per ring.
+    grid : {"equiangular", "legendre-gauss"}
+        "equiangular": colatitudes ``pi k / (nlat - 1)`` including both poles,
+        Clenshaw-Curtis weights. "legendre-gauss": Gauss nodes in
+        ``cos(colatitude)``, exact for spherical harmonics products of total
+        degree below ``2 nlat`` (and ``nlon``) in each direction.
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    PointCloud
+        ``pos [nlat * nlon, 3]`` in C order of ``(lat, lon)``: north to south,
+        longitudes ``2 pi j / nlon``. ``weights`` in steradians (sum 4 pi),
+        torch-harmonics' latitude weights times ``2 pi / nlon``. The equiangular
+        grid repeats the pole ``nlon`` times (each copy with its share of the
+        pole weight), as torch-harmonics does. Metadata: ``grid_shape``, ``grid``.
+    """
+    for name, value in (("nlat", nlat), ("nlon", nlon)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    colat, wlat = colatitude_nodes_and_weights(nlat, grid)
+    lon = 2.0 * np.pi * np.arange(nlon) / nlon
+    t, p = np.meshgrid(colat, lon, indexing="ij")
+    pos = _unit_vectors(t.reshape(-1), p.reshape(-1))
+    weights = np.repeat(wlat * 2.0 * np.pi / nlon, nlon)
+    dtype = dtype or torch.get_default_dtype()
+    return PointCloud(
+        torch.as_tensor(pos, dtype=dtype),
+        torch.as_tensor(weights, dtype=dtype),
+        manifold="sphere",
+        allow_duplicates=grid == "equiangular",
+        grid_shape=(nlat, nlon),
+        grid=grid,
+    )
+
+
+def spherical_triangle_areas(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Solid angles of geodesic triangles on the unit sphere (Van Oosterom-Strackee).
+
+    Parameters
+    ----------
+    points : np.ndarray, shape [N, 3]
+        Unit vectors.
+    faces : np.ndarray, shape [F, 3]
+
+    Returns
+    -------
+    np.ndarray, shape [F]
+        Areas in steradians.
+    """
+    a, b, c = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
+    triple = np.abs(np.einsum("ij,ij->i", a, np.cross(b, c)))
+    denom = 1.0 + (a * b).sum(1) + (b * c).sum(1) + (c * a).sum(1)
+    return 2.0 * np.arctan2(triple, denom)
+
+
+def _outward_hull_faces(points: np.ndarray) -> np.ndarray:
+    from scipy.spatial import ConvexHull
+
+    faces = ConvexHull(points).simplices.astype(np.int64)
+    a, b, c = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
+    flip = np.einsum("ij,ij->i", a, np.cross(b - a, c - a)) < 0
+    faces[flip] = faces[flip][:, [0, 2, 1]]
+    return faces
+
+
+def icosphere(subdivisions: int = 3, dtype: torch.dtype | None = None) -> PointCloud:
+    """A subdivided icosahedron projected onto the unit sphere.
+
+    Parameters
+    ----------
+    subdivisions : int
+        Number of 4-to-1 subdivisions (``10 * 4**s + 2`` vertices).
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    PointCloud
+        Vertices, outward-oriented ``faces``, and lumped weights (one third of
+        the solid angle of each adjacent geodesic triangle; sum exactly 4 pi,
+        second-order accurate).
+    """
+    import trimesh
+
+    from geo_neuralop.geometry.mesh_conversion import lumped_vertex_weights
+
+    if not isinstance(subdivisions, int) or subdivisions < 0:
+        raise ValueError(f"subdivisions must be a non-negative int, got {subdivisions!r}")
+    mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
+    points = np.asarray(mesh.vertices, dtype=np.float64)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    weights = lumped_vertex_weights(points, faces, manifold="sphere")
+    dtype = dtype or torch.get_default_dtype()
+    return PointCloud(
+        torch.as_tensor(points, dtype=dtype),
+        torch.as_tensor(weights, dtype=dtype),
+        manifold="sphere",
+        faces=torch.as_tensor(faces),
+    )
+
+
+def spherical_voronoi_weights(points: np.ndarray) -> np.ndarray:
+    """Solid angles of the spherical Voronoi cells of unit vectors (scipy), shape [N]."""
+    from scipy.spatial import SphericalVoronoi
+
+    sv = SphericalVoronoi(points, radius=1.0, center=np.zeros(3))
+    sv.sort_vertices_of_regions()
+    return sv.calculate_areas()
+
+
+def from_sphere_points(
+    points: np.ndarray | torch.Tensor,
+    triangulate: bool = True,
+    dtype: torch.dtype | None = None,
+    **fields: torch.Tensor,
+) -> PointCloud:
+    """Arbitrary points on the unit sphere with spherical Voronoi weights.
+
+    Parameters
+    ----------
+    points : array, shape [N, 3]
+        Unit vectors (at least 4, not all on one great circle).
+    triangulate : bool
+        Also store the spherical Delaunay triangulation (convex hull) as
+        ``faces``, for rendering and mesh export.
+    dtype : torch.dtype, optional
+    **fields : torch.Tensor
+        Fields sampled at the points.
+
+    Returns
+    -------
+    PointCloud
+        Weights are Voronoi cell areas in steradians (sum 4 pi).
+    """
+    pts = points.detach().cpu().double().numpy() if isinstance(points, torch.Tensor) else (
+        np.asarray(points, dtype=np.float64)
+    )
+    if pts.ndim != 2 or pts.shape[1] != 3 or pts.shape[0] < 4:
+        raise ValueError(f"points must have shape [N >= 4, 3], got {pts.shape}")
+    # Validate first, so a bad point gets its index named before scipy fails on it.
+    dtype = dtype or torch.get_default_dtype()
+    PointCloud(torch.as_tensor(pts), torch.ones(len(pts), dtype=torch.float64), "sphere")
+    weights = spherical_voronoi_weights(pts)
+    faces = torch.as_tensor(_outward_hull_faces(pts)) if triangulate else None
+    return PointCloud(
+        torch.as_tensor(pts, dtype=dtype),
+        torch.as_tensor(weights, dtype=dtype),
+        manifold="sphere",
+        faces=faces,
+        **fields,
+    )
+
+
+def fibonacci_sphere(n: int, dtype: torch.dtype | None = None) -> PointCloud:
+    """``n`` nearly uniform points on the golden-angle spiral, with Voronoi weights.
+
+    Parameters
+    ----------
+    n : int
+        Number of points (at least 4).
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    PointCloud
+        Points ``z_i = 1 - (2 i + 1) / n``, longitude ``i * pi (3 - sqrt 5)``;
+        spherical Voronoi weights (sum 4 pi) and Delaunay ``faces``.
+    """
+    if not isinstance(n, int) or n < 4:
+        raise ValueError(f"n must be an int of at least 4, got {n!r}")
+    i = np.arange(n, dtype=np.float64)
+    z = 1.0 - (2.0 * i + 1.0) / n
+    r = np.sqrt(np.clip(1.0 - z * z, 0.0, None))
+    lon = i * math.pi * (3.0 - math.sqrt(5.0))
+    pts = np.stack([r * np.cos(lon), r * np.sin(lon), z], axis=1)
+    return from_sphere_points(pts, dtype=dtype)
