@@ -1,0 +1,142 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from geo_neuralop.geometry import (
+    PointCloud,
+    fibonacci_sphere,
+    jittered_rectangle_mesh,
+    regular_grid,
+    sphere_grid,
+)
+from geo_neuralop.kernels import DiscoKernel, disco_kernel
+from geo_neuralop.layers import DiscoConv
+
+th = pytest.importorskip("torch_harmonics")
+
+
+def _copy_from(th_conv, conv):
+    with torch.no_grad():
+        conv.weight.copy_(th_conv.weight)
+        th_conv.bias.normal_()
+        conv.bias.copy_(th_conv.bias)
+
+
+CASES = [
+    # (grid, in shape, out shape, basis, kernel shape)
+    (g, nin, nout, basis, ks)
+    for g in ("equiangular", "legendre-gauss")
+    for nin, nout in (((32, 64), (32, 64)), ((64, 128), (64, 128)), ((64, 128), (32, 64)))
+    for basis, ks in (("piecewise linear", (3, 4)), ("piecewise linear", 3),
+                      ("morlet", (3, 3)))
+] + [
+    # Even radial counts: equal wherever no output point coincides with an input point.
+    ("legendre-gauss", (64, 128), (32, 64), "piecewise linear", (4, 3)),
+    ("legendre-gauss", (64, 128), (32, 64), "zernike", 3),
+]
+
+
+@pytest.mark.parametrize("grid, nin, nout, basis, ks", CASES)
+def test_disco_conv_equals_torch_harmonics(grid, nin, nout, basis, ks):
+    torch.manual_seed(0)
+    th_conv = th.DiscreteContinuousConvS2(
+        4, 6, nin, nout, ks, basis_type=basis, basis_norm_mode="mean",
+        grid_in=grid, grid_out=grid, bias=True,
+    )
+    # torch-harmonics' default cutoff, enlarged by its own (1 + 1e-3) fudge factor
+    radius = math.pi / (nout[0] - 1) * (1 + 1e-3)
+    conv = DiscoConv(4, 6, ks, basis=basis.replace(" ", "_"), radius=radius)
+    _copy_from(th_conv, conv)
+    src, dst = sphere_grid(*nin, grid), sphere_grid(*nout, grid)
+    x = torch.randn(2, 4, *nin)
+    expected = th_conv(x)
+    ours = conv(x.flatten(2).transpose(1, 2), conv.build_kernel(src, dst))
+    ours = ours.transpose(1, 2).reshape(expected.shape)
+    rel = ((ours - expected).norm() / expected.norm()).item()
+    assert rel < 1e-5, rel  # the issue asks for 1e-4; we agree to float32 rounding
+
+
+def test_mean_normalization_is_invariant_to_weight_scaling(float64):
+    mesh = jittered_rectangle_mesh((20, 20), seed=4)
+    scaled = PointCloud(mesh.pos, mesh.weights * 7.0, faces=mesh.faces)
+    a = disco_kernel(mesh, kernel_shape=(3, 4), radius=0.2, normalization="mean")
+    b = disco_kernel(scaled, kernel_shape=(3, 4), radius=0.2, normalization="mean")
+    torch.testing.assert_close(a.edge_values, b.edge_values)
+    c = disco_kernel(scaled, kernel_shape=(3, 4), radius=0.2, normalization="none")
+    d = disco_kernel(mesh, kernel_shape=(3, 4), radius=0.2, normalization="none")
+    torch.testing.assert_close(c.edge_values, 7.0 * d.edge_values)
+
+
+def test_nodal_normalization_gives_unit_absolute_sums(float64):
+    cloud = fibonacci_sphere(500)
+    k = disco_kernel(cloud, kernel_shape=(3, 4), radius=0.4, normalization="nodal")
+    sums = torch.zeros(cloud.num_nodes, k.num_basis).index_add_(0, k.edge_index[1],
+                                                                 k.edge_values.abs())
+    torch.testing.assert_close(sums, torch.ones_like(sums))
+
+
+def test_none_normalization_is_a_quadrature_of_the_basis_integral(float64):
+    # sum_j psi_0(x_i, x_j) w_j -> int_disk psi_0 = 2 pi int_0^r (1 - s/dr) s ds with dr = r / 2
+    grid = regular_grid((201, 201), domain=(-1.0, 1.0))
+    centre = PointCloud(torch.zeros(1, 2), torch.ones(1))
+    r = 0.3
+    k = disco_kernel(grid, centre, kernel_shape=3, radius=r, normalization="none")
+    dr = r / 2
+    exact = 2 * math.pi * (dr**2 / 2 - dr**2 / 3)
+    assert k.edge_values[:, 0].sum().item() == pytest.approx(exact, rel=1e-3)
+
+
+def test_periodic_grid_kernel_is_translation_invariant(float64):
+    grid = regular_grid((16, 16), periodic=True)
+    k = disco_kernel(grid, kernel_shape=(3, 4), radius=0.2)
+    per_point = torch.bincount(k.edge_index[1], minlength=grid.num_nodes)
+    assert (per_point == per_point[0]).all()  # no boundary: every point has the same stencil
+    first = k.edge_values[k.edge_index[1] == 0].sum(0)
+    last = k.edge_values[k.edge_index[1] == 255].sum(0)
+    torch.testing.assert_close(first, last)
+
+
+def test_batched_kernels_are_block_diagonal(float64):
+    clouds = [jittered_rectangle_mesh((8, 9), seed=1), jittered_rectangle_mesh((12, 7), seed=2)]
+    targets = [regular_grid((5, 6)), regular_grid((4, 4))]
+    kernels = [disco_kernel(c, t, kernel_shape=(3, 4), radius=0.3)
+               for c, t in zip(clouds, targets, strict=True)]
+    batch = Batch.from_data_list(kernels)
+    assert isinstance(batch, DiscoKernel)
+    assert batch.total_src == 72 + 84 and batch.total_dst == 30 + 16
+    conv = DiscoConv(3, 2, (3, 4), radius=0.3)
+    xs = [torch.randn(c.num_nodes, 3) for c in clouds]
+    together = conv(torch.cat(xs), batch)
+    separate = torch.cat([conv(x, k) for x, k in zip(xs, kernels, strict=True)])
+    torch.testing.assert_close(together, separate)
+
+
+def test_kernels_are_cached_per_geometry():
+    grid = sphere_grid(8, 16, "legendre-gauss")
+    a = disco_kernel(grid, kernel_shape=(3, 4), radius=0.5)
+    b = disco_kernel(sphere_grid(8, 16, "legendre-gauss"), kernel_shape=(3, 4), radius=0.5)
+    c = disco_kernel(grid, kernel_shape=(3, 4), radius=0.6)
+    assert a is b and a is not c
+
+
+def test_bad_kernel_arguments():
+    grid = regular_grid((10, 10))
+    sphere = fibonacci_sphere(50)
+    with pytest.raises(ValueError, match="dst point index 0 .* has no src point"):
+        disco_kernel(grid, PointCloud(torch.tensor([[5.0, 5.0]]), torch.ones(1)), radius=0.1)
+    with pytest.raises(ValueError, match="different manifolds"):
+        disco_kernel(sphere, regular_grid((3, 3, 3)), radius=0.1)
+    with pytest.raises(ValueError, match="src has 2 coordinates per point but dst has 3"):
+        disco_kernel(grid, regular_grid((3, 3, 3)), radius=0.1)
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        disco_kernel(grid, radius=0.2, normalization="sum")
+    with pytest.raises(ValueError, match="radius must be positive"):
+        disco_kernel(grid, radius=-1.0)
+    with pytest.raises(ValueError, match="zero basis functions"):
+        disco_kernel(grid, kernel_shape=(0, 3), radius=0.2)
+    with pytest.raises(ValueError, match="differential kernel needs dst"):
+        disco_kernel(grid, regular_grid((5, 5)), radius=0.3, differential=True)
+    with pytest.raises(TypeError, match="src must be a PointCloud"):
+        disco_kernel(torch.zeros(3, 2), radius=0.2)
