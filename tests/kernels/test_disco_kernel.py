@@ -55,7 +55,7 @@ def test_disco_conv_equals_torch_harmonics(grid, nin, nout, basis, ks):
     ours = conv(x.flatten(2).transpose(1, 2), conv.build_kernel(src, dst))
     ours = ours.transpose(1, 2).reshape(expected.shape)
     rel = ((ours - expected).norm() / expected.norm()).item()
-    assert rel < 1e-5, rel  # the issue asks for 1e-4; we agree to float32 rounding
+    assert rel < 3e-5, rel  # the issue asks for 1e-4; both sides compute in float32
 
 
 def test_mean_normalization_is_invariant_to_weight_scaling(float64):
