@@ -292,7 +292,7 @@ def disco_kernel(
     >>> from geo_neuralop.geometry import sphere_grid
     >>> from geo_neuralop.kernels import disco_kernel
     >>> grid = sphere_grid(16, 32, "legendre-gauss")
-    >>> kernel = disco_kernel(grid, kernel_shape=(3, 4), radius=0.3)
+    >>> kernel = disco_kernel(grid, kernel_shape=(5, 4), radius=0.3)
     >>> kernel.edge_values.shape[1]
     9
     """

@@ -160,7 +160,10 @@ class DiscoConv(nn.Module):
             )
 
     def contract(self, y: torch.Tensor) -> torch.Tensor:
-        """Contract basis responses ``[N_dst, K, B, C_in]`` with the weights -> ``[B, N_dst, C_out]``."""
+        """Contract basis responses ``[N_dst, K, B, C_in]`` with the weights.
+
+        Returns ``[B, N_dst, C_out]``.
+        """
         n, k, b, c = y.shape
         if self.groups == 1:
             flat = y.permute(2, 0, 1, 3).reshape(b * n, k * c)
