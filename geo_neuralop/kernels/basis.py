@@ -126,32 +126,36 @@ class PiecewiseLinearBasis(FilterBasis):
         return (nr // 2) * nphi + nr % 2
 
     def __call__(self, rho: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+        # Factorized: radial hats of each ring times angular hats of each direction, combined
+        # by an outer product (fewer elementwise passes than evaluating K functions apart).
         nr, nphi = self.kernel_shape
-        k = torch.arange(self.kernel_size, device=rho.device)
         dr = 2.0 / (nr + 1)
         dphi = 2.0 * math.pi / nphi
-        rho, phi = rho[:, None], phi[:, None]
+        n_rings = nr // 2 + nr % 2
+        offset = 0.0 if nr % 2 == 1 else 0.5
+        rings = (torch.arange(n_rings, dtype=rho.dtype, device=rho.device) + offset) * dr
+        radial = _hat(rho[:, None] - rings, dr)  # [E, n_rings]
         if nphi == 1:  # isotropic rings, no reflection (as torch-harmonics)
-            ring = k * dr if nr % 2 == 1 else (k + 0.5) * dr
-            return _hat(rho - ring.to(rho.dtype), dr)
-        if nr % 2 == 1:
-            ring = torch.where(k == 0, 0, (k - 1) // nphi + 1).to(rho.dtype) * dr
-            center = ((k - 1) % nphi).to(rho.dtype) * dphi - math.pi
-            angular = torch.where(k == 0, 1.0, _hat(_circle_distance(phi, center), dphi))
-            return _hat(rho - ring, dr) * angular
+            return radial
+        centers = torch.arange(nphi, dtype=rho.dtype, device=rho.device) * dphi - math.pi
+        angular = _hat(_circle_distance(phi[:, None], centers), dphi)  # [E, nphi]
+        n = rho.shape[0]
+        if nr % 2 == 1:  # an isotropic hat at the centre, then rings 1.. times directions
+            outer = (radial[:, 1:, None] * angular[:, None, :]).reshape(n, -1)
+            return torch.cat([radial[:, :1], outer], dim=1)
         # Even nr: the innermost ring's hat reaches through the centre to the opposite side.
-        ring = (k // nphi + 0.5).to(rho.dtype) * dr
-        center = (k % nphi).to(rho.dtype) * dphi - math.pi
         opposite = torch.where(phi >= math.pi, phi - math.pi, phi + math.pi)
-        values = _hat(rho - ring, dr) * _hat(_circle_distance(phi, center), dphi) + _hat(
-            -rho - ring, dr
-        ) * _hat(_circle_distance(opposite, center), dphi)
+        angular_opposite = _hat(_circle_distance(opposite[:, None], centers), dphi)
+        radial_opposite = _hat(-rho[:, None] - rings[:1], dr)  # only ring 0 reaches across
+        values = (radial[:, :, None] * angular[:, None, :]).reshape(n, -1)
+        values[:, :nphi] += radial_opposite * angular_opposite
         # At rho = 0 the angle is undefined and the limit depends on the direction of
         # approach; use the angular mean, 1 / nphi for the innermost ring (torch-harmonics
         # takes whatever angle atan2 returns for a rounding-level offset there).
-        at_center = (rho < 1e-12)[:, 0]
+        at_center = rho < 1e-12
         if at_center.any():
-            values[at_center] = torch.where(k < nphi, 1.0 / nphi, 0.0).to(values.dtype)
+            values[at_center, :nphi] = 1.0 / nphi
+            values[at_center, nphi:] = 0.0
         return values
 
 

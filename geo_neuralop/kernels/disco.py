@@ -364,6 +364,7 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
     k = basis.kernel_size
     n_edges = dst_index.shape[0]
     values = np.empty((n_edges, k), dtype=np.float64)
+    values_t, weights_t = torch.from_numpy(values), torch.from_numpy(weights)  # shared memory
     # Differential kernels also need each edge's offset in the local frame, in radius units.
     tangent_dim = _tangent_dim(src) if differential else 0
     tangent = np.empty((n_edges, tangent_dim)) if differential else None
@@ -374,8 +375,8 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
         chunk_frame = None if frame is None else (frame[0][i], frame[1][i])
         r, phi = local_polar(src_pos[j], dst_pos[i], src.manifold, box, chunk_frame)
         rho = np.minimum(r / radius, 1.0)
-        psi = basis(torch.from_numpy(rho), torch.from_numpy(phi)).numpy()
-        values[start:stop] = psi * weights[j][:, None]
+        psi = basis(torch.from_numpy(rho), torch.from_numpy(phi))
+        torch.mul(psi, weights_t[j][:, None], out=values_t[start:stop])  # multi-threaded
         if differential:
             rho_all[start:stop] = rho
             if tangent_dim == 3:
@@ -392,7 +393,7 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
             # As torch-harmonics: norms in units where the weights sum to one, plus 1e-9.
             total = weights.sum()
             scale = norms.mean(axis=0) / total + MEAN_NORMALIZATION_EPS
-            values /= total * scale[None, :]
+            values_t.div_(torch.from_numpy(total * scale)[None, :])
         else:
             per_edge = norms[dst_index]
             values = np.divide(values, per_edge, out=np.zeros_like(values), where=per_edge > 0)
