@@ -33,7 +33,8 @@ def _child(target: Callable, args: tuple, repeats: int, threads: int, queue) -> 
             setup()
             times.append(time.perf_counter() - start)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        queue.put({"times": times, "peak_rss_mb": peak / 1024, "extra_rss_mb": (peak - base) / 1024})
+        queue.put({"times": times, "peak_rss_mb": peak / 1024,
+                   "extra_rss_mb": (peak - base) / 1024})
     except Exception as error:  # report the failure as a result row
         queue.put({"error": f"{type(error).__name__}: {error}"})
 

@@ -45,6 +45,12 @@ def _as_batched(x: torch.Tensor, kernel: DiscoKernel, name: str = "x") -> tuple[
     return x, squeeze
 
 
+def _responses_one(x: torch.Tensor, matrix: torch.Tensor, matrix_t: torch.Tensor,
+                   n_dst: int, k: int) -> torch.Tensor:
+    """Basis responses of one sample: ``x [N_src, C]`` -> ``[N_dst, K * C]`` (a free view)."""
+    return _SparseProduct.apply(matrix, matrix_t, x).view(n_dst, k * x.shape[1])
+
+
 def disco_basis_responses(x: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
     """Integrals of the input against every basis function, at every output point.
 
@@ -56,13 +62,14 @@ def disco_basis_responses(x: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
     Returns
     -------
     torch.Tensor, shape [N_dst, K, B, C]
-        ``sum_j psi_k(x_i, x_j) w_j x_j`` (one sparse product for all K).
+        ``sum_j psi_k(x_i, x_j) w_j x_j`` (one sparse product per sample for all K).
     """
-    b, n, c = x.shape
+    b, _, c = x.shape
+    x = x.contiguous()
     matrix, matrix_t = kernel.sparse_matrices(x.dtype, x.device)
-    flat = x.permute(1, 0, 2).reshape(n, b * c)
-    y = _SparseProduct.apply(matrix, matrix_t, flat)
-    return y.view(kernel.total_dst, kernel.num_basis, b, c)
+    n, k = kernel.total_dst, kernel.num_basis
+    ys = [_responses_one(x[i], matrix, matrix_t, n, k).view(n, k, c) for i in range(b)]
+    return torch.stack(ys, dim=2)
 
 
 class DiscoConv(nn.Module):
@@ -160,20 +167,20 @@ class DiscoConv(nn.Module):
             )
 
     def contract(self, y: torch.Tensor) -> torch.Tensor:
-        """Contract basis responses ``[N_dst, K, B, C_in]`` with the weights.
+        """Contract one sample's basis responses ``[N_dst, K * C_in]`` -> ``[N_dst, C_out]``.
 
-        Returns ``[B, N_dst, C_out]``.
+        The responses are ordered ``(k, c)``, as the sparse product returns them.
         """
-        n, k, b, c = y.shape
+        n = y.shape[0]
+        k, c = self.kernel_size, self.in_channels
         if self.groups == 1:
-            flat = y.permute(2, 0, 1, 3).reshape(b * n, k * c)
-            w = self.weight.permute(0, 2, 1).reshape(self.out_channels, k * c)
-            out = (flat @ w.T).view(b, n, self.out_channels)
+            w = self.weight.permute(0, 2, 1).reshape(self.out_channels, k * c)  # (k, c) order
+            out = y @ w.T
         else:
             g = self.groups
-            yg = y.view(n, k, b, g, c // g)
+            yg = y.view(n, k, g, c // g)
             wg = self.weight.view(g, self.out_channels // g, c // g, k)
-            out = torch.einsum("nkbgc,gock->bngo", yg, wg).reshape(b, n, self.out_channels)
+            out = torch.einsum("nkgc,gock->ngo", yg, wg).reshape(n, self.out_channels)
         if self.bias is not None:
             out = out + self.bias
         return out
@@ -181,8 +188,13 @@ class DiscoConv(nn.Module):
     def forward(self, x: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
         xb, squeeze = _as_batched(x, kernel)
         self._check(xb, kernel)
-        out = self.contract(disco_basis_responses(xb, kernel))
-        return out[0] if squeeze else out
+        xb = xb.contiguous()
+        matrix, matrix_t = kernel.sparse_matrices(xb.dtype, xb.device)
+        n, k = kernel.total_dst, kernel.num_basis
+        # One sample at a time: every intermediate is then a view, no permuted copies.
+        outs = [self.contract(_responses_one(xb[i], matrix, matrix_t, n, k))
+                for i in range(xb.shape[0])]
+        return outs[0] if squeeze else torch.stack(outs)
 
     def forward_reference(self, x: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
         """The same operator with a dense ``[K, N_dst, N_src]`` kernel: slow, for tests only."""
