@@ -221,23 +221,28 @@ class ZernikeBasis(FilterBasis):
         n = self.kernel_shape[0]
         return n * (n + 1) // 2
 
+    def _indices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = torch.cat([torch.full((i + 1,), i) for i in range(self.kernel_shape[0])])
+        first = n * (n + 1) // 2
+        m = 2 * (torch.arange(n.shape[0]) - first) - n
+        return n, m
+
     def __call__(self, rho: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-        columns = []
-        for n in range(self.kernel_shape[0]):
-            for l in range(n + 1):
-                m = 2 * l - n
-                radial = torch.zeros_like(rho)
-                am = abs(m)
-                for s in range((n - am) // 2 + 1):
-                    coef = (-1) ** s * math.factorial(n - s) / (
-                        math.factorial(s)
-                        * math.factorial((n + am) // 2 - s)
-                        * math.factorial((n - am) // 2 - s)
-                    )
-                    radial = radial + coef * rho ** (n - 2 * s)
-                angular = torch.sin(m * phi) if m < 0 else torch.cos(m * phi)
-                columns.append(radial * angular)
-        return torch.stack(columns, dim=1)
+        n, m = self._indices()  # [K] radial degree and azimuthal order of every function
+        am = m.abs()
+        radial = torch.zeros(rho.shape[0], n.shape[0], dtype=rho.dtype, device=rho.device)
+        # R_n^m(rho) = sum_s (-1)^s (n - s)! / (s! ((n + m)/2 - s)! ((n - m)/2 - s)!) rho^(n - 2s);
+        # the loop runs over the polynomial's terms s, all K functions at once.
+        for term in range(int(n.max()) // 2 + 1):
+            valid = term <= (n - am) // 2
+            lg = (torch.lgamma((n - term + 1).double()) - math.lgamma(term + 1)
+                  - torch.lgamma(((n + am) // 2 - term + 1).clamp(min=1).double())
+                  - torch.lgamma(((n - am) // 2 - term + 1).clamp(min=1).double()))
+            coef = torch.where(valid, (-1.0) ** term * torch.exp(lg), 0.0).round()
+            power = (n - 2 * term).clamp(min=0).to(rho.dtype)
+            radial += coef.to(rho.dtype) * rho[:, None] ** power
+        angle = m.to(rho.dtype) * phi[:, None]
+        return radial * torch.where(m < 0, torch.sin(angle), torch.cos(angle))
 
 
 BASES: dict[str, type[FilterBasis]] = {
