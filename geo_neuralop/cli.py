@@ -20,7 +20,113 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output-dir", default="outputs/demo",
                       help="folder for the files the demo writes (default: %(default)s)")
+
+    render = sub.add_parser(
+        "render",
+        help="pictures, animations and ParaView files from a prediction file",
+        description="Render truth, prediction and error from a prediction file (HDF5, written "
+        "by evaluation or geo_neuralop.data.save_predictions): a PNG of one frame, optionally "
+        "an animation of the rollout, Mollweide maps (sphere) and VTU/PVD or XDMF files.",
+    )
+    render.add_argument("predictions", help="prediction file (.h5)")
+    render.add_argument("--field", help="field to draw (default: the first in the file)")
+    render.add_argument("--frame", type=int, default=-1,
+                        help="frame index for the picture (default: the last)")
+    render.add_argument("--output-dir", default=None,
+                        help="where to write (default: beside the prediction file)")
+    render.add_argument("--animate", choices=["gif", "mp4"],
+                        help="also write an animation of every frame")
+    render.add_argument("--fps", type=int, default=6, help="animation frames per second")
+    render.add_argument("--map", action="store_true",
+                        help="sphere only: also write Mollweide maps with matplotlib")
+    render.add_argument("--vtu", action="store_true",
+                        help="also write one VTU per frame and a .pvd collection for ParaView")
+    render.add_argument("--xdmf", action="store_true",
+                        help="also write an XDMF time series (+ .h5) for ParaView")
+    render.add_argument("--show-edges", action="store_true", help="draw mesh edges")
+    render.add_argument("--show", action="store_true",
+                        help="open an interactive window when a display is available")
     return parser
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """Implementation of ``geo-neuralop render``; prints every file written and its time."""
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from geo_neuralop.data import load_predictions
+    from geo_neuralop.viz import (
+        animate_rollout,
+        plot_sphere_maps,
+        render_mesh_comparison,
+        render_sphere_comparison,
+        write_vtu_series,
+        write_xdmf_series,
+    )
+
+    try:
+        data = load_predictions(args.predictions)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"geo-neuralop render: {error}", file=sys.stderr)
+        return 2
+    field = args.field or data.field_names[0]
+    if field not in data.field_names:
+        print(f"geo-neuralop render: unknown field {field!r}; the file has {data.field_names}",
+              file=sys.stderr)
+        return 2
+    frames = data.truth.shape[0]
+    if not -frames <= args.frame < frames:
+        print(f"geo-neuralop render: frame {args.frame} is out of range for {frames} frames",
+              file=sys.stderr)
+        return 2
+    frame = args.frame % frames
+    out = Path(args.output_dir) if args.output_dir else Path(args.predictions).parent
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.predictions).stem
+    truth, prediction = data.field(field)
+    written = []
+
+    def record(path, start):
+        written.append((path, time.perf_counter() - start))
+        print(f"wrote {path}  ({written[-1][1]:.2f} s)", flush=True)
+
+    start = time.perf_counter()
+    picture = out / f"{stem}_{field}_frame{frame:04d}.png"
+    if data.cloud.manifold == "sphere":
+        render_sphere_comparison(data.cloud, truth[frame], prediction[frame], picture,
+                                 field=field, show_edges=args.show_edges, show=args.show)
+    else:
+        render_mesh_comparison(data.cloud, truth[frame], prediction[frame], picture,
+                               field=field, show_edges=args.show_edges, show=args.show)
+    record(picture, start)
+    if args.map:
+        if data.cloud.manifold != "sphere":
+            print("geo-neuralop render: --map applies to sphere data only", file=sys.stderr)
+            return 2
+        start = time.perf_counter()
+        path = plot_sphere_maps(data.cloud, truth[frame], prediction[frame],
+                                out / f"{stem}_{field}_map{frame:04d}.png", field=field)
+        record(path, start)
+    if args.animate:
+        start = time.perf_counter()
+        path = animate_rollout(data.cloud, truth, prediction,
+                               out / f"{stem}_{field}.{args.animate}", field=field,
+                               fps=args.fps, times=data.times)
+        record(path, start)
+    fields = {}
+    for c, name in enumerate(data.field_names):
+        fields[f"{name}_truth"] = data.truth[:, :, c]
+        fields[f"{name}_prediction"] = data.prediction[:, :, c]
+        fields[f"{name}_error"] = np.abs(data.prediction[:, :, c] - data.truth[:, :, c])
+    if args.vtu:
+        start = time.perf_counter()
+        record(write_vtu_series(data.cloud, fields, out / f"{stem}_vtu", stem, data.times), start)
+    if args.xdmf:
+        start = time.perf_counter()
+        record(write_xdmf_series(data.cloud, fields, out / f"{stem}.xdmf", data.times), start)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         from geo_neuralop.demo import run_demo
 
         return run_demo(args.output_dir)
+    if args.command == "render":
+        return run_render(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones
 
 

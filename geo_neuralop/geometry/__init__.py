@@ -9,7 +9,7 @@ from geo_neuralop.geometry.sphere import (
     icosphere,
     sphere_grid,
 )
-from geo_neuralop.geometry.triangulation import jittered_rectangle_mesh
+from geo_neuralop.geometry.triangulation import jittered_rectangle_mesh, perforated_rectangle_mesh
 
 __all__ = [
     "PointCloud",
@@ -20,6 +20,7 @@ __all__ = [
     "icosphere",
     "jittered_rectangle_mesh",
     "lumped_vertex_weights",
+    "perforated_rectangle_mesh",
     "regular_grid",
     "sphere_grid",
     "to_mesh",

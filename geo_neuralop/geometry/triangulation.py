@@ -70,3 +70,70 @@ def jittered_rectangle_mesh(
     tri2 = np.where(diag[:, None], np.stack([a, c, d], 1), np.stack([b, c, d], 1))
     faces = np.concatenate([tri1, tri2])
     return from_mesh((points, faces), dtype=dtype)
+
+
+def perforated_rectangle_mesh(
+    h: float,
+    domain: Sequence[tuple[float, float]] = ((0.0, 2.2), (0.0, 0.41)),
+    holes: Sequence[tuple[float, float, float]] = ((0.2, 0.2, 0.05),),
+    jitter: float = 0.2,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> PointCloud:
+    """A Delaunay triangle mesh of a rectangle with circular holes (default: the DFG channel).
+
+    Vertices: a jittered grid of spacing ``h`` kept away from the holes, points on
+    the rectangle's edges, and ``ceil(2 pi r / h)`` points on each hole's circle.
+    Triangles whose centroid falls inside a hole are removed, so each hole is a
+    polygonal boundary of the mesh. Meant for pictures, tests and demos; the
+    cylinder-flow solver meshes its own, graded domains.
+
+    Parameters
+    ----------
+    h : float
+        Target edge length (physical units).
+    domain : ((x0, x1), (y0, y1))
+    holes : sequence of (cx, cy, radius)
+    jitter : float
+        Interior vertex displacement in units of ``h``, below 0.35.
+    seed : int
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    PointCloud
+        2D points, faces and lumped weights (summing to the area of the rectangle
+        minus the polygonal holes).
+    """
+    from scipy.spatial import Delaunay
+
+    (x0, x1), (y0, y1) = domain
+    if not h > 0 or h > min(x1 - x0, y1 - y0) / 2:
+        raise ValueError(f"h must be positive and below half the domain's width, got {h}")
+    if not 0.0 <= jitter < 0.35:
+        raise ValueError(f"jitter must be in [0, 0.35), got {jitter}")
+    for cx, cy, r in holes:
+        if not (x0 < cx - r and cx + r < x1 and y0 < cy - r and cy + r < y1 and r > 0):
+            raise ValueError(f"hole ({cx}, {cy}, {r}) must lie inside the domain")
+    rng = np.random.default_rng(seed)
+    nx, ny = int(round((x1 - x0) / h)) + 1, int(round((y1 - y0) / h)) + 1
+    xs, ys = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    interior = (gx > x0) & (gx < x1) & (gy > y0) & (gy < y1)
+    gx = gx + np.where(interior, rng.uniform(-jitter, jitter, gx.shape) * (xs[1] - xs[0]), 0)
+    gy = gy + np.where(interior, rng.uniform(-jitter, jitter, gy.shape) * (ys[1] - ys[0]), 0)
+    points = np.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+    keep = np.ones(len(points), dtype=bool)
+    circles = []
+    for cx, cy, r in holes:
+        keep &= np.hypot(points[:, 0] - cx, points[:, 1] - cy) > r + 0.6 * h
+        m = max(8, int(np.ceil(2 * np.pi * r / h)))
+        angle = 2 * np.pi * np.arange(m) / m
+        circles.append(np.stack([cx + r * np.cos(angle), cy + r * np.sin(angle)], 1))
+    points = np.concatenate([points[keep], *circles])
+    faces = Delaunay(points).simplices
+    centroids = points[faces].mean(axis=1)
+    inside = np.zeros(len(faces), dtype=bool)
+    for cx, cy, r in holes:
+        inside |= np.hypot(centroids[:, 0] - cx, centroids[:, 1] - cy) < r
+    return from_mesh((points, faces[~inside]), remove_unreferenced=True, dtype=dtype)
