@@ -238,6 +238,7 @@ def disco_kernel(
     box: Sequence[tuple[float, float] | None] | None = None,
     dtype: torch.dtype | None = None,
     cache: bool = True,
+    allow_empty: bool = False,
 ) -> DiscoKernel:
     """Build the sparse DISCO kernel from ``src`` to ``dst``.
 
@@ -275,6 +276,11 @@ def disco_kernel(
         geometry is always evaluated in float64.
     cache : bool
         Reuse a kernel already built for the same geometry and arguments.
+    allow_empty : bool
+        Let destination points without any source point within the radius
+        have an empty row (output zero) instead of raising. Meant for
+        encoders onto a latent grid that covers holes of the mesh (the
+        cylinder); "mean" normalization then averages over the other points.
 
     Returns
     -------
@@ -333,14 +339,16 @@ def disco_kernel(
         key = (
             _fingerprint(src_pos, weights, dst_pos, *frame),
             repr(basis), radius, normalization, differential,
-            None if box is None else tuple(box), dtype, src.manifold,
+            None if box is None else tuple(box), dtype, src.manifold, allow_empty,
         )
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
 
+    if allow_empty and differential:
+        raise ValueError("allow_empty cannot be combined with differential=True")
     kernel = _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization,
-                    differential, box, dtype)
+                    differential, box, dtype, allow_empty)
     if key is not None:
         _CACHE[key] = kernel
         while len(_CACHE) > _CACHE_SIZE:
@@ -349,11 +357,12 @@ def disco_kernel(
 
 
 def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, differential,
-           box, dtype) -> DiscoKernel:
+           box, dtype, allow_empty=False) -> DiscoKernel:
     n_src, n_dst = src_pos.shape[0], dst_pos.shape[0]
     dst_index, src_index = radius_pairs(src_pos, dst_pos, radius, src.manifold, box)
     counts = np.bincount(dst_index, minlength=n_dst)
-    if (counts == 0).any():
+    empty = counts == 0
+    if empty.any() and (not allow_empty or empty.all()):
         i = int(np.argmax(counts == 0))
         raise ValueError(
             f"radius {radius:g} is too small: dst point index {i} ({dst_pos[i]}) has no src "
@@ -388,11 +397,15 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
 
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # edges are sorted by dst
     if normalization != "none":
-        norms = np.add.reduceat(np.abs(values), starts, axis=0)  # [n_dst, K]
+        if empty.any():  # reduceat cannot express empty segments
+            norms = torch.zeros(n_dst, k, dtype=torch.float64).index_add_(
+                0, torch.from_numpy(dst_index), values_t.abs()).numpy()
+        else:
+            norms = np.add.reduceat(np.abs(values), starts, axis=0)  # [n_dst, K]
         if normalization == "mean":
             # As torch-harmonics: norms in units where the weights sum to one, plus 1e-9.
             total = weights.sum()
-            scale = norms.mean(axis=0) / total + MEAN_NORMALIZATION_EPS
+            scale = norms[~empty].mean(axis=0) / total + MEAN_NORMALIZATION_EPS
             values_t.div_(torch.from_numpy(total * scale)[None, :])
         else:
             per_edge = norms[dst_index]

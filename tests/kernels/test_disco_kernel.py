@@ -140,3 +140,35 @@ def test_bad_kernel_arguments():
         disco_kernel(grid, regular_grid((5, 5)), radius=0.3, differential=True)
     with pytest.raises(TypeError, match="src must be a PointCloud"):
         disco_kernel(torch.zeros(3, 2), radius=0.2)
+
+
+@pytest.mark.parametrize("normalization", ["none", "mean", "nodal"])
+def test_allow_empty_rows_for_grid_points_in_holes(normalization):
+    """A latent grid over a mesh with a hole: points far from the mesh get empty rows, and
+    every other row is the kernel built for the covered points alone."""
+    from geo_neuralop.geometry import perforated_rectangle_mesh
+
+    mesh = perforated_rectangle_mesh(0.02, domain=((0.0, 1.0), (0.0, 1.0)),
+                                     holes=((0.5, 0.5, 0.25),), dtype=torch.float64)
+    grid = regular_grid((21, 21), dtype=torch.float64)
+    with pytest.raises(ValueError, match="has no src point within the radius"):
+        disco_kernel(mesh, grid, (3, 4), radius=0.08, normalization=normalization)
+    kernel = disco_kernel(mesh, grid, (3, 4), radius=0.08, normalization=normalization,
+                          allow_empty=True, dtype=torch.float64)
+    dense = torch.zeros(grid.num_nodes, mesh.num_nodes, kernel.num_basis, dtype=torch.float64)
+    dense[kernel.edge_index[1], kernel.edge_index[0]] = kernel.edge_values
+    covered = torch.unique(kernel.edge_index[1])
+    empty = torch.ones(grid.num_nodes, dtype=torch.bool)
+    empty[covered] = False
+    r = (grid.pos - 0.5).norm(dim=1)
+    assert bool((r[empty] < 0.25 - 0.08 + 0.03).all()) and int(empty.sum()) >= 9
+    assert dense[empty].abs().sum() == 0
+    inner = PointCloud(grid.pos[covered], grid.weights[covered])
+    reference = disco_kernel(mesh, inner, (3, 4), radius=0.08, normalization=normalization,
+                             dtype=torch.float64)
+    ref_dense = torch.zeros(inner.num_nodes, mesh.num_nodes, kernel.num_basis,
+                            dtype=torch.float64)
+    ref_dense[reference.edge_index[1], reference.edge_index[0]] = reference.edge_values
+    torch.testing.assert_close(dense[covered], ref_dense, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="allow_empty cannot be combined"):
+        disco_kernel(mesh, radius=0.08, differential=True, allow_empty=True)
