@@ -105,7 +105,21 @@ class GridDifferentialConv(nn.Module):
         """The stencils actually applied, ``[ndim, C_out, C_in, s]``, each summing to zero."""
         return self.weight - self.weight.mean(dim=-1, keepdim=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, spacing: Sequence[float] | None = None) -> torch.Tensor:
+        """Apply the stencils.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape [B, C_in, n_1, ..., n_ndim]
+        spacing : sequence of float, optional
+            Physical grid width of each axis; default :meth:`grid_spacing` of
+            the input's shape (override when ``x`` covers more than
+            ``domain_size``, e.g. after domain padding).
+
+        Returns
+        -------
+        torch.Tensor, shape [B, C_out, n_1, ..., n_ndim]
+        """
         if x.dim() != self.ndim + 2:
             raise ValueError(
                 f"x must have shape [B, C, {', '.join(['n'] * self.ndim)}], got {tuple(x.shape)}"
@@ -118,7 +132,12 @@ class GridDifferentialConv(nn.Module):
         for axis, (n, b) in enumerate(zip(spatial, self.boundary, strict=True)):
             if n <= half or (b == "reflect" and n <= half):
                 raise ValueError(f"axis {axis} has {n} points; the stencil needs more than {half}")
-        h = self.grid_spacing(spatial)
+        if spacing is None:
+            h = self.grid_spacing(spatial)
+        else:
+            h = tuple(float(v) for v in spacing)
+            if len(h) != self.ndim or not all(v > 0 for v in h):
+                raise ValueError(f"spacing must be {self.ndim} positive widths, got {spacing!r}")
         weight = self.zero_sum_weight()
         conv = (F.conv1d, F.conv2d, F.conv3d)[self.ndim - 1]
         out = None
