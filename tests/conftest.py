@@ -1,8 +1,15 @@
 """Shared test settings: deterministic seeds and double precision where quadrature is checked."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
+
+# One intra-op thread by default: the suite's tensors are small, and on a shared 2-core
+# machine a second thread per process makes them tens of times slower under load.
+# GEO_NEURALOP_TEST_THREADS overrides it.
+torch.set_num_threads(int(os.environ.get("GEO_NEURALOP_TEST_THREADS", "1")))
 
 
 @pytest.fixture(autouse=True)
