@@ -1,0 +1,83 @@
+"""Losses, metrics, the trainer, rollouts and distributed training."""
+
+from geo_neuralop.training.checkpointing import (
+    CheckpointManager,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from geo_neuralop.training.distributed import (
+    DistributedInfo,
+    ResumableDistributedSampler,
+    ShardSampler,
+    barrier,
+    cleanup_distributed,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    unwrap_model,
+    wrap_model,
+)
+from geo_neuralop.training.losses import (
+    H1Loss,
+    LpLoss,
+    grid_gradient,
+    grid_quadrature_weights,
+    h1_error,
+    lp_error,
+    sphere_gradient_sq_norm,
+    sphere_quadrature_weights,
+)
+from geo_neuralop.training.metrics import MetricAverager, MetricLog, error_metrics, read_jsonl
+from geo_neuralop.training.rollout import RolloutResult, rollout
+from geo_neuralop.training.trainer import (
+    NonFiniteLossError,
+    Trainer,
+    TrainerConfig,
+    TrainingInterrupted,
+    default_batch_fn,
+    move_to_device,
+)
+
+__all__ = [
+    "CheckpointManager",
+    "DistributedInfo",
+    "H1Loss",
+    "LpLoss",
+    "MetricAverager",
+    "MetricLog",
+    "NonFiniteLossError",
+    "ResumableDistributedSampler",
+    "RolloutResult",
+    "ShardSampler",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingInterrupted",
+    "barrier",
+    "capture_rng_state",
+    "cleanup_distributed",
+    "default_batch_fn",
+    "error_metrics",
+    "get_rank",
+    "get_world_size",
+    "grid_gradient",
+    "grid_quadrature_weights",
+    "h1_error",
+    "init_distributed",
+    "is_distributed",
+    "is_main_process",
+    "load_checkpoint",
+    "lp_error",
+    "move_to_device",
+    "read_jsonl",
+    "restore_rng_state",
+    "rollout",
+    "save_checkpoint",
+    "sphere_gradient_sq_norm",
+    "sphere_quadrature_weights",
+    "unwrap_model",
+    "wrap_model",
+]

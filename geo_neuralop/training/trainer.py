@@ -1,0 +1,992 @@
+"""The training loop: AdamW, schedules, mixed precision, exact resume, DDP.
+
+Design
+------
+:class:`Trainer` drives any ``torch.nn.Module`` on any map-style
+``torch.utils.data.Dataset``. Three small functions adapt it to a model and a
+data format:
+
+- ``batch_fn(batch) -> (inputs, target, loss_kwargs)`` splits a collated batch
+  (already on the device). ``loss_kwargs`` is a dict of extra keyword arguments
+  of the loss (``weights``, ``batch``, ``num_graphs``, gradient fields ...); a
+  tensor there is taken as ``{"weights": tensor}``, None as ``{}``. The default,
+  :func:`default_batch_fn`, understands ``(x, y)`` / ``(x, y, weights)`` tuples,
+  dicts with ``x``/``y`` (and ``weights``), and PyG batches (the whole batch is
+  the input, ``batch.y`` the target, quadrature ``weights`` and the ``batch``
+  vector go to the loss).
+- ``forward_fn(model, inputs) -> pred`` (default ``model(inputs)``) for models
+  with extra arguments.
+- ``loss(pred, target, **loss_kwargs) -> scalar``, by default the relative L2
+  error :class:`~geo_neuralop.training.losses.LpLoss`, whose batch value is the
+  mean over samples. ``metric_fn(pred, target, **loss_kwargs) -> {name: [B]}``
+  (e.g. :func:`~geo_neuralop.training.metrics.error_metrics`) adds validation
+  metrics.
+
+Everything else is a :class:`TrainerConfig` (a dataclass of YAML-able values,
+built with :meth:`TrainerConfig.from_dict`, which names the offending key).
+
+Outputs (``out_dir``, written by rank 0 only)::
+
+    checkpoints/last.pt, previous.pt, best.pt   atomic torch.save files
+    metrics.jsonl, metrics.csv                  one record per epoch
+    tensorboard/                                if tensorboard=True and installed
+
+Exact resumption
+----------------
+A checkpoint holds the model, optimizer, scheduler and grad-scaler states, the
+RNG states of torch (CPU and CUDA), NumPy and Python, the progress counters
+(epoch, step within the epoch, global step), the running sums of the epoch's
+training loss, the metric history and the config. Batches come from
+:class:`~geo_neuralop.training.distributed.ResumableDistributedSampler`, whose
+order depends only on ``seed + epoch``, and the loader's worker seeds from a
+generator reseeded every epoch, so the global RNG is consumed only by the
+model. A run resumed from a checkpoint written after step ``s`` therefore
+skips exactly the first ``s`` batches of the epoch and continues with the same
+batches, random numbers and learning rates as an uninterrupted run, reaching
+the same losses (bitwise on the CPU). Datasets must return the same sample for
+the same index (random augmentation should be seeded from the index).
+
+Checkpoints are written every ``checkpoint_every_steps`` optimizer steps
+(0: only at epoch ends), at every epoch end, and when SIGTERM arrives: the
+handler only sets a flag; the current step finishes, a checkpoint is written,
+and :class:`TrainingInterrupted` (a ``SystemExit`` with code 143) ends the
+process. After SIGKILL the run resumes from the last checkpoint and repeats
+the steps since then. On resume the metric files are rewritten from the
+history stored in the checkpoint, so no epoch is lost or repeated.
+
+A NaN or infinite training loss (or parameters found non-finite when a
+checkpoint is due) stops training with :class:`NonFiniteLossError`, which
+names the epoch and step and the last good checkpoint; nothing is written
+after the bad step, so ``last.pt`` stays the last good state.
+
+Mixed precision and processes
+-----------------------------
+``amp="bf16"`` or ``"fp16"`` runs the forward pass under CUDA autocast
+(``fp16`` with a ``GradScaler``); on the CPU it is ignored with a warning and
+training runs in the model's dtype. Losses are always summed in at least
+float32. Under ``torchrun`` the trainer joins the process group (NCCL on GPUs,
+gloo on the CPU), wraps the model in DDP and splits the *global*
+``batch_size`` evenly over the processes; see
+:mod:`geo_neuralop.training.distributed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import random
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm.auto import tqdm
+
+from geo_neuralop.training.checkpointing import (
+    FORMAT,
+    VERSION,
+    CheckpointManager,
+    capture_rng_state,
+    restore_rng_state,
+    state_is_finite,
+)
+from geo_neuralop.training.distributed import (
+    DistributedInfo,
+    ResumableDistributedSampler,
+    ShardSampler,
+    all_reduce_sum,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    unwrap_model,
+    wrap_model,
+)
+from geo_neuralop.training.losses import LpLoss
+from geo_neuralop.training.metrics import MetricAverager, MetricLog
+
+logger = logging.getLogger(__name__)
+
+SCHEDULERS = ("cosine", "step", "none")
+AMP_MODES = ("none", "bf16", "fp16")
+COLLATES = ("auto", "default", "pyg")
+
+BatchFn = Callable[[Any], tuple[Any, torch.Tensor, Any]]
+ForwardFn = Callable[[nn.Module, Any], torch.Tensor]
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss or non-finite parameters and was stopped."""
+
+
+class TrainingInterrupted(SystemExit):
+    """Raised after a SIGTERM once the checkpoint is written; exit code ``128 + signum``."""
+
+
+# --------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclass
+class TrainerConfig:
+    """Settings of :class:`Trainer`; every field is a plain YAML-able value.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+        Global batch size (split evenly over the processes of a DDP job).
+    eval_batch_size : int or None
+        Batch size per process for evaluation (default ``batch_size``).
+    lr : float
+        Peak learning rate of AdamW.
+    weight_decay : float
+        AdamW's decoupled weight decay.
+    betas : list of float
+        AdamW's moment coefficients.
+    scheduler : {"cosine", "step", "none"}
+        Learning-rate schedule, stepped after every optimizer step: cosine decay
+        to ``min_lr_ratio * lr`` over all steps; ``gamma`` every ``step_size``
+        epochs; or constant.
+    warmup_steps : int
+        Linear warm-up steps before the schedule (any scheduler).
+    min_lr_ratio : float
+        Floor of the cosine schedule, as a fraction of ``lr``.
+    step_size : int
+        Epochs between decays of the step schedule.
+    gamma : float
+        Decay factor of the step schedule.
+    grad_clip : float or None
+        Maximal global gradient norm (None or 0: no clipping).
+    amp : {"none", "bf16", "fp16"}
+        Mixed precision on CUDA (ignored with a warning on the CPU).
+    checkpoint_every_steps : int
+        Also checkpoint every this many optimizer steps (0: epoch ends only).
+    out_dir : str
+        Folder of checkpoints and metric files.
+    seed : int
+        Seed of torch/NumPy/Python RNGs at a fresh start and of the shuffling.
+    num_workers : int
+        DataLoader worker processes.
+    collate : {"auto", "default", "pyg"} or callable
+        How samples become a batch: torch's ``default_collate``, PyG's
+        ``Batch.from_data_list`` (graphs of any size), or chosen from the
+        first sample ("auto").
+    shuffle : bool
+        Shuffle the training set each epoch.
+    drop_last : bool
+        Drop the last incomplete batch.
+    val_every_epochs : int
+        Validate every this many epochs (and after the last one).
+    device : str
+        "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
+    progress : bool
+        Show tqdm progress bars (rank 0 only).
+    tensorboard : bool
+        Also log to TensorBoard (if the ``tensorboard`` package is installed).
+    deterministic : bool
+        ``torch.use_deterministic_algorithms(True, warn_only=True)``, for
+        reproducible CUDA scatter operations.
+    """
+
+    epochs: int = 10
+    batch_size: int = 8
+    eval_batch_size: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    scheduler: str = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    step_size: int = 10
+    gamma: float = 0.5
+    grad_clip: float | None = None
+    amp: str = "none"
+    checkpoint_every_steps: int = 0
+    out_dir: str = "runs/train"
+    seed: int = 0
+    num_workers: int = 0
+    collate: Any = "auto"
+    shuffle: bool = True
+    drop_last: bool = False
+    val_every_epochs: int = 1
+    device: str = "auto"
+    progress: bool = True
+    tensorboard: bool = False
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_field(f.name, getattr(self, f.name), "TrainerConfig")
+        self.betas = [float(b) for b in self.betas]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], path: str = "trainer") -> TrainerConfig:
+        """Build from a mapping (e.g. a YAML section), naming bad keys by ``path``.
+
+        Raises
+        ------
+        ValueError
+            ``"<path>.<key>: ..."`` for unknown keys and bad values.
+        TypeError
+            If ``data`` is not a mapping.
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"{path}.{key}: unknown key; known keys are {sorted(known)}")
+        for key, value in data.items():
+            _check_field(key, value, path)
+        return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (a callable ``collate`` is stored as its qualified name)."""
+        out = dataclasses.asdict(self)
+        if callable(self.collate):
+            out["collate"] = getattr(self.collate, "__qualname__", repr(self.collate))
+        return out
+
+
+def _check_field(name: str, value: Any, prefix: str) -> None:
+    where = f"{prefix}.{name}"
+    positive_ints = ("epochs", "batch_size", "step_size", "val_every_epochs")
+    nonneg_ints = ("warmup_steps", "checkpoint_every_steps", "seed", "num_workers")
+    if name in positive_ints:
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{where}: must be a positive integer, got {value!r}")
+    elif name in nonneg_ints:
+        if not _is_int(value) or value < 0:
+            raise ValueError(f"{where}: must be a non-negative integer, got {value!r}")
+    elif name == "eval_batch_size":
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ValueError(f"{where}: must be a positive integer or null, got {value!r}")
+    elif name in ("lr", "gamma"):
+        if not _is_number(value) or not value > 0 or not math.isfinite(value):
+            raise ValueError(f"{where}: must be a positive number, got {value!r}")
+    elif name == "weight_decay":
+        if not _is_number(value) or value < 0:
+            raise ValueError(f"{where}: must be a non-negative number, got {value!r}")
+    elif name == "min_lr_ratio":
+        if not _is_number(value) or not 0 <= value <= 1:
+            raise ValueError(f"{where}: must be a number in [0, 1], got {value!r}")
+    elif name == "grad_clip":
+        if value is not None and (not _is_number(value) or value < 0):
+            raise ValueError(f"{where}: must be a non-negative number or null, got {value!r}")
+    elif name == "betas":
+        if (not isinstance(value, (list, tuple)) or len(value) != 2
+                or not all(_is_number(b) and 0 <= b < 1 for b in value)):
+            raise ValueError(f"{where}: must be two numbers in [0, 1), got {value!r}")
+    elif name == "scheduler":
+        if value not in SCHEDULERS:
+            raise ValueError(f"{where}: must be one of {SCHEDULERS}, got {value!r}")
+    elif name == "amp":
+        if value not in AMP_MODES:
+            raise ValueError(f"{where}: must be one of {AMP_MODES}, got {value!r}")
+    elif name == "collate":
+        if not callable(value) and value not in COLLATES:
+            raise ValueError(f"{where}: must be one of {COLLATES} or a callable, got {value!r}")
+    elif name in ("out_dir", "device"):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{where}: must be a non-empty string, got {value!r}")
+    elif name in ("shuffle", "drop_last", "progress", "tensorboard", "deterministic"):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: must be true or false, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------
+# batches
+# --------------------------------------------------------------------------------------
+
+
+def _is_pyg(obj: Any) -> bool:
+    try:
+        from torch_geometric.data.data import BaseData
+    except ImportError:  # pragma: no cover - torch_geometric is a dependency
+        return False
+    return isinstance(obj, BaseData)
+
+
+def default_batch_fn(batch: Any) -> tuple[Any, torch.Tensor, dict[str, Any]]:
+    """Split a collated batch into ``(inputs, target, loss_kwargs)``.
+
+    Understands
+
+    - a PyG ``Batch``/``Data``: inputs = the batch itself, target = ``batch.y``,
+      loss kwargs ``weights`` (if the batch has quadrature weights), ``batch``
+      (the graph index of each point) and ``num_graphs``;
+    - a mapping with ``"x"`` (or ``"input"``), ``"y"`` (or ``"target"``) and
+      optionally ``"weights"``;
+    - a tuple/list ``(x, y)`` or ``(x, y, weights)``.
+
+    Raises
+    ------
+    TypeError
+        For other batch types (pass a ``batch_fn`` to the trainer).
+    """
+    if _is_pyg(batch):
+        if getattr(batch, "y", None) is None:
+            raise TypeError("PyG batches need the target in batch.y for the default batch_fn; "
+                            "pass batch_fn= to the Trainer for other layouts")
+        kwargs: dict[str, Any] = {}
+        if getattr(batch, "weights", None) is not None:
+            kwargs["weights"] = batch.weights
+        if getattr(batch, "batch", None) is not None:
+            kwargs["batch"] = batch.batch
+            kwargs["num_graphs"] = int(batch.num_graphs)
+        return batch, batch.y, kwargs
+    if isinstance(batch, Mapping):
+        x = batch["x"] if "x" in batch else batch.get("input")
+        y = batch["y"] if "y" in batch else batch.get("target")
+        if x is None or y is None:
+            raise TypeError(f"dict batches need keys 'x'/'input' and 'y'/'target', got "
+                            f"{sorted(batch)}")
+        kwargs = {"weights": batch["weights"]} if batch.get("weights") is not None else {}
+        return x, y, kwargs
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        kwargs = {"weights": batch[2]} if len(batch) == 3 and batch[2] is not None else {}
+        return batch[0], batch[1], kwargs
+    raise TypeError(f"default_batch_fn cannot split a batch of type {type(batch).__name__}; "
+                    f"pass batch_fn=callable(batch) -> (inputs, target, loss_kwargs)")
+
+
+def default_forward_fn(model: nn.Module, inputs: Any) -> torch.Tensor:
+    """``model(inputs)``."""
+    return model(inputs)
+
+
+def move_to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors, PyG data, and (nested) tuples/lists/dicts of them moved to ``device``."""
+    if isinstance(obj, torch.Tensor) or _is_pyg(obj):
+        return obj.to(device, non_blocking=device.type == "cuda")
+    if isinstance(obj, Mapping):
+        return {k: move_to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(move_to_device(v, device) for v in obj)
+    if isinstance(obj, list):
+        return [move_to_device(v, device) for v in obj]
+    return obj
+
+
+def _loss_kwargs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, torch.Tensor):
+        return {"weights": value}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"batch_fn's third value must be None, a weights tensor or a dict of loss "
+                    f"keyword arguments, got {type(value).__name__}")
+
+
+def _count_samples(target: torch.Tensor, kwargs: Mapping[str, Any]) -> int:
+    if kwargs.get("num_graphs") is not None:
+        return int(kwargs["num_graphs"])
+    if isinstance(kwargs.get("batch"), torch.Tensor):
+        b = kwargs["batch"]
+        return int(b.max()) + 1 if b.numel() else 0
+    return int(target.shape[0]) if target.dim() > 0 else 1
+
+
+def _make_collate(collate: Any, dataset: Dataset) -> Callable[[list], Any]:
+    if callable(collate):
+        return collate
+    if collate == "auto":
+        collate = "pyg" if len(dataset) > 0 and _is_pyg(dataset[0]) else "default"  # type: ignore[arg-type]
+    if collate == "pyg":
+        from torch_geometric.loader.dataloader import Collater
+
+        return Collater(dataset)
+    return default_collate
+
+
+# --------------------------------------------------------------------------------------
+# the trainer
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _EpochAccumulator:
+    loss_sum: float = 0.0
+    count: int = 0
+    time_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"loss_sum": self.loss_sum, "count": self.count, "time_s": self.time_s}
+
+
+class Trainer:
+    """Train a model on a dataset; see the module docstring for the design.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module; its ``config`` attribute (if any) is saved in checkpoints.
+    train_dataset : Dataset
+        Map-style dataset.
+    val_dataset : Dataset, optional
+        Evaluated every ``val_every_epochs`` epochs.
+    loss : callable, optional
+        ``loss(pred, target, **loss_kwargs) -> scalar``; default relative L2
+        (:class:`~geo_neuralop.training.losses.LpLoss`).
+    config : TrainerConfig, optional
+    batch_fn : callable, optional
+        ``batch_fn(batch) -> (inputs, target, loss_kwargs)``; default
+        :func:`default_batch_fn`.
+    forward_fn : callable, optional
+        ``forward_fn(model, inputs) -> pred``; default ``model(inputs)``.
+    metric_fn : callable, optional
+        ``metric_fn(pred, target, **loss_kwargs) -> {name: tensor [B]}`` for
+        validation, e.g. :func:`~geo_neuralop.training.metrics.error_metrics`.
+    step_callbacks : sequence of callable
+        ``cb(trainer, info)`` after every optimizer step; ``info`` has
+        ``epoch`` (0-based), ``step_in_epoch``, ``global_step`` (counts of steps
+        done) and ``loss``.
+    epoch_callbacks : sequence of callable
+        ``cb(trainer, record)`` after every epoch with the epoch's metric record.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from torch.utils.data import TensorDataset
+    >>> x = torch.randn(32, 3)
+    >>> data = TensorDataset(x, x @ torch.tensor([[1.0], [2.0], [-1.0]]))
+    >>> cfg = TrainerConfig(epochs=2, batch_size=8, lr=1e-2, out_dir=tempfile.mkdtemp(),
+    ...                     progress=False)
+    >>> history = Trainer(torch.nn.Linear(3, 1), data, data, config=cfg).fit()
+    >>> [r["epoch"] for r in history], history[-1]["train_loss"] < history[0]["train_loss"]
+    ([1, 2], True)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_dataset: Dataset,
+        val_dataset: Dataset | None = None,
+        loss: Callable[..., torch.Tensor] | None = None,
+        config: TrainerConfig | None = None,
+        *,
+        batch_fn: BatchFn | None = None,
+        forward_fn: ForwardFn | None = None,
+        metric_fn: Callable[..., Mapping[str, torch.Tensor]] | None = None,
+        step_callbacks: Sequence[Callable[[Trainer, dict], None]] = (),
+        epoch_callbacks: Sequence[Callable[[Trainer, dict], None]] = (),
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for name, ds in (("train_dataset", train_dataset), ("val_dataset", val_dataset)):
+            if ds is not None and not hasattr(ds, "__getitem__"):
+                raise TypeError(f"{name} must be a map-style dataset (with __getitem__ and "
+                                f"__len__), got {type(ds).__name__}")
+        if len(train_dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("train_dataset is empty")
+        if config is None:
+            config = TrainerConfig()
+        if not isinstance(config, TrainerConfig):
+            raise TypeError(f"config must be a TrainerConfig, got {type(config).__name__} "
+                            f"(use TrainerConfig.from_dict for mappings)")
+        self.model = model
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+        self.loss_fn = loss if loss is not None else LpLoss()
+        self.config = config
+        self.batch_fn = batch_fn or default_batch_fn
+        self.forward_fn = forward_fn or default_forward_fn
+        self.metric_fn = metric_fn
+        self.step_callbacks = list(step_callbacks)
+        self.epoch_callbacks = list(epoch_callbacks)
+        self.out_dir = Path(config.out_dir)
+        self.checkpoints = CheckpointManager(self.out_dir / "checkpoints")
+        self.metric_log = MetricLog(self.out_dir)
+
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, Any]] = []
+        self.best_val: float | None = None
+        self._acc = _EpochAccumulator()
+        self._stop_signal: int | None = None
+        self._stop_agreed = False
+        self._is_setup = False
+        self._tb = None
+
+    # ---- setup ------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files (rank 0)."""
+        return self.info.is_main if self._is_setup else True
+
+    def _setup(self) -> None:
+        if self._is_setup:
+            return
+        cfg = self.config
+        self.info: DistributedInfo = init_distributed(cfg.device)
+        self.device = self.info.device
+        world = self.info.world_size
+        if cfg.batch_size % world != 0:
+            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of "
+                             f"processes ({world}): it is the global batch size")
+        self.local_batch_size = cfg.batch_size // world
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+        self.use_amp = self.amp_dtype is not None and self.device.type == "cuda"
+        if self.amp_dtype is not None and not self.use_amp:
+            warnings.warn(f"amp={cfg.amp!r} applies only on CUDA devices; training on "
+                          f"{self.device} in the model's own dtype", stacklevel=3)
+        self.model.to(self.device)
+        self.ddp_model = wrap_model(self.model, self.info)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
+            weight_decay=cfg.weight_decay, betas=(cfg.betas[0], cfg.betas[1]),
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+        )
+        self.sampler = ResumableDistributedSampler(
+            self.train_dataset, num_replicas=world, rank=self.info.rank, shuffle=cfg.shuffle,
+            seed=cfg.seed, drop_last=cfg.drop_last,
+        )
+        n_local = self.sampler.num_samples
+        if cfg.drop_last:
+            self.steps_per_epoch = n_local // self.local_batch_size
+        else:
+            self.steps_per_epoch = math.ceil(n_local / self.local_batch_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"no training step per epoch: {len(self.train_dataset)} samples, "
+                             f"global batch_size={cfg.batch_size}, drop_last=True")
+        self.loader_generator = torch.Generator()
+        self.train_loader = DataLoader(
+            self.train_dataset, batch_size=self.local_batch_size, sampler=self.sampler,
+            num_workers=cfg.num_workers, collate_fn=_make_collate(cfg.collate,
+                                                                  self.train_dataset),
+            drop_last=cfg.drop_last, generator=self.loader_generator,
+            pin_memory=self.device.type == "cuda",
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self._is_setup = True
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.config
+        warm = cfg.warmup_steps
+        factor = min(1.0, (step + 1) / warm) if warm > 0 else 1.0
+        if cfg.scheduler == "cosine":
+            total = max(1, cfg.epochs * self.steps_per_epoch - warm)
+            progress = min(1.0, max(0, step - warm) / total)
+            factor *= cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (
+                1 + math.cos(math.pi * progress))
+        elif cfg.scheduler == "step":
+            factor *= cfg.gamma ** ((step // self.steps_per_epoch) // cfg.step_size)
+        return factor
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=self.amp_dtype)
+        return contextlib.nullcontext()
+
+    # ---- signals ----------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        self._stop_signal = signum
+
+    def _install_signal_handler(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return signal.signal(signal.SIGTERM, self._on_signal)
+
+    def request_stop(self, signum: int = signal.SIGTERM) -> None:
+        """Ask the loop to checkpoint and stop after the current step (as SIGTERM does)."""
+        self._stop_signal = signum
+
+    # ---- checkpoints ------------------------------------------------------------------
+    def state_dict(self, epoch_sums: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """Everything needed to continue training exactly (see the module docstring).
+
+        ``epoch_sums`` replaces this process's running loss sums of the epoch (the
+        checkpoint stores the sums over all processes).
+        """
+        model = unwrap_model(self.model)
+        acc = self._acc.as_dict()
+        if epoch_sums is not None:
+            acc.update(epoch_sums)
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": model.state_dict(),
+            "model_class": type(model).__name__,
+            "model_config": getattr(model, "config", None),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": capture_rng_state(),
+            "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                         "global_step": self.global_step, **acc},
+            "sampler": {"seed": self.config.seed, "epoch": self.epoch,
+                        "start": self.step_in_epoch * self.local_batch_size,
+                        "world_size": self.info.world_size},
+            "history": list(self.history),
+            "best_val": self.best_val,
+            "trainer_config": self.config.to_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (model, optimizer, RNG, progress ...)."""
+        self._setup()
+        if state.get("format") != FORMAT:
+            raise ValueError(f"not a geo_neuralop training checkpoint (format="
+                             f"{state.get('format')!r})")
+        saved_world = state["sampler"].get("world_size", 1)
+        if saved_world != self.info.world_size:
+            warnings.warn(f"checkpoint was written by {saved_world} processes, resuming on "
+                          f"{self.info.world_size}: the run continues, but not bit-identically",
+                          stacklevel=2)
+        old_cfg = state.get("trainer_config", {})
+        harmless = ("out_dir", "progress", "num_workers", "tensorboard", "device",
+                    "eval_batch_size", "val_every_epochs")
+        changed = sorted(k for k, v in self.config.to_dict().items()
+                         if k in old_cfg and old_cfg[k] != v and k not in harmless)
+        if changed:
+            warnings.warn(f"resuming with changed settings {changed}; the continued run differs "
+                          f"from the original one", stacklevel=2)
+        unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        prog = state["progress"]
+        self.epoch = int(prog["epoch"])
+        self.step_in_epoch = int(prog["step_in_epoch"])
+        self.global_step = int(prog["global_step"])
+        # the saved sums are over all processes: rank 0 carries them, the others restart at 0
+        main = self.info.rank == 0
+        self._acc = _EpochAccumulator(float(prog["loss_sum"]) if main else 0.0,
+                                      int(prog["count"]) if main else 0, float(prog["time_s"]))
+        if self.step_in_epoch > self.steps_per_epoch:
+            raise ValueError(f"checkpoint is at step {self.step_in_epoch} of an epoch with only "
+                             f"{self.steps_per_epoch} steps: the dataset or batch size changed")
+        self.history = [dict(r) for r in state.get("history", [])]
+        self.best_val = state.get("best_val")
+
+    def _check_finite_parameters(self) -> None:
+        if not state_is_finite(unwrap_model(self.model).state_dict()):
+            raise NonFiniteLossError(
+                f"model parameters became non-finite by global step {self.global_step} "
+                f"(epoch {self.epoch + 1}); training stopped. {self._last_good_message()}"
+            )
+
+    def save_checkpoint(self, best: bool = False) -> Path | None:
+        """Write ``last.pt`` (and ``best.pt``) on rank 0; checks parameters are finite."""
+        self._check_finite_parameters()
+        sums = None
+        if self.info.world_size > 1:  # a collective: every process takes part
+            total = all_reduce_sum(torch.tensor([self._acc.loss_sum, float(self._acc.count)],
+                                                dtype=torch.float64))
+            sums = {"loss_sum": float(total[0]), "count": int(total[1])}
+        if not self.is_main:
+            return None
+        return self.checkpoints.save(self.state_dict(sums), best=best)
+
+    def _last_good_message(self) -> str:
+        path = self.checkpoints.last_path
+        if path.exists():
+            return f"The last good checkpoint is {path}."
+        return "No checkpoint had been written yet."
+
+    # ---- batches ----------------------------------------------------------------------
+    def _split(self, batch: Any) -> tuple[Any, torch.Tensor, dict[str, Any]]:
+        batch = move_to_device(batch, self.device)
+        out = self.batch_fn(batch)
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise TypeError("batch_fn must return (inputs, target, loss_kwargs)")
+        inputs, target, extra = out
+        return inputs, target, _loss_kwargs(extra)
+
+    # ---- training ---------------------------------------------------------------------
+    def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict[str, Any]]:
+        """Train for ``config.epochs`` epochs.
+
+        Parameters
+        ----------
+        resume : bool
+            Continue from the newest checkpoint in ``out_dir`` (a fresh start if
+            there is none).
+        overwrite : bool
+            Start fresh even though ``out_dir`` holds checkpoints of another run.
+
+        Returns
+        -------
+        list of dict
+            One metric record per epoch (the contents of ``metrics.jsonl``).
+
+        Raises
+        ------
+        NonFiniteLossError
+            On a NaN/inf loss; ``last.pt`` is the last good checkpoint.
+        TrainingInterrupted
+            After SIGTERM, once the checkpoint is written (exit code 143).
+        ValueError
+            If ``out_dir`` has checkpoints and neither ``resume`` nor ``overwrite``.
+        """
+        self._setup()
+        previous_handler = self._install_signal_handler()
+        try:
+            self._prepare_run(resume, overwrite)
+            cfg = self.config
+            while self.epoch < cfg.epochs:
+                self._train_epoch()
+                self._end_epoch()
+            return list(self.history)
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
+            if self.info.initialized_here:
+                # the process group made for this run ends with it; a later call sets up anew
+                cleanup_distributed(self.info)
+                self._is_setup = False
+
+    def _prepare_run(self, resume: bool, overwrite: bool) -> None:
+        cfg = self.config
+        state = None
+        if resume:
+            state = self.checkpoints.load_latest(map_location="cpu")
+            if state is None:
+                logger.info("no checkpoint in %s: starting a fresh run", self.checkpoints.directory)
+        elif self.checkpoints.exists() and not overwrite:
+            raise ValueError(f"{self.checkpoints.directory} already holds checkpoints; pass "
+                             f"resume=True to continue that run or overwrite=True to start over")
+        if state is not None:
+            self.load_state_dict(state)
+            logger.info("resumed from %s at epoch %d, step %d (global step %d)",
+                        state.get("_path"), self.epoch + 1, self.step_in_epoch, self.global_step)
+        else:
+            torch.manual_seed(cfg.seed)
+            np.random.seed(cfg.seed)  # noqa: NPY002 (models may use the legacy global RNG)
+            random.seed(cfg.seed)
+            self.epoch = self.step_in_epoch = self.global_step = 0
+            self.history, self.best_val, self._acc = [], None, _EpochAccumulator()
+        if self.is_main:
+            self.metric_log.rewrite(self.history)
+            if cfg.tensorboard:
+                self._open_tensorboard()
+        barrier()
+
+    def _open_tensorboard(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            warnings.warn("tensorboard=True but the tensorboard package is not installed; "
+                          "metrics go to metrics.jsonl/csv only", stacklevel=3)
+            return
+        self._tb = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"),
+                                 purge_step=self.global_step or None)
+
+    def _sync_flags(self, nonfinite: bool) -> tuple[bool, bool]:
+        """(any process saw a non-finite loss, any process was asked to stop)."""
+        stop = self._stop_signal is not None
+        if self.info.world_size > 1:
+            flags = all_reduce_sum(torch.tensor([float(nonfinite), float(stop)]))
+            return bool(flags[0] > 0), bool(flags[1] > 0)
+        return nonfinite, stop
+
+    def _train_epoch(self) -> None:
+        cfg = self.config
+        epoch = self.epoch
+        self.sampler.set_epoch(epoch)
+        self.sampler.set_start(min(self.step_in_epoch * self.local_batch_size,
+                                   self.sampler.num_samples))
+        self.loader_generator.manual_seed(cfg.seed + epoch)
+        self.ddp_model.train()
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress
+                                                                      and self.is_main),
+                   leave=False, dynamic_ncols=True)
+        t_start = time.perf_counter()
+        time_before = self._acc.time_s
+        samples = 0
+        try:
+            for batch in self.train_loader:
+                loss_value, n = self._train_step(batch)
+                samples += n
+                elapsed = time.perf_counter() - t_start
+                self._acc.time_s = time_before + elapsed
+                rate = samples * self.info.world_size / max(elapsed, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{self._acc.loss_sum / max(self._acc.count, 1):.4g}",
+                                samples_s=f"{rate:.1f}", refresh=False)
+                if self._tb is not None:
+                    self._tb.add_scalar("train/loss_step", loss_value, self.global_step)
+                info = {"epoch": epoch, "step_in_epoch": self.step_in_epoch,
+                        "global_step": self.global_step, "loss": loss_value}
+                for cb in self.step_callbacks:
+                    cb(self, info)
+                # one process: the flag itself; several: the flag agreed on in the step
+                stop = (self._stop_signal is not None if self.info.world_size == 1
+                        else self._stop_agreed)
+                due = (cfg.checkpoint_every_steps > 0
+                       and self.global_step % cfg.checkpoint_every_steps == 0)
+                if stop:
+                    self._interrupt()
+                if due:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+
+    def _train_step(self, batch: Any) -> tuple[float, int]:
+        cfg = self.config
+        inputs, target, kwargs = self._split(batch)
+        with self._autocast():
+            pred = self.forward_fn(self.ddp_model, inputs)
+        loss = self.loss_fn(pred, target, **kwargs)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise TypeError(f"the loss must return a scalar tensor, got "
+                            f"{getattr(loss, 'shape', type(loss).__name__)}")
+        loss_value = float(loss.detach())
+        nonfinite, self._stop_agreed = self._sync_flags(not math.isfinite(loss_value))
+        if nonfinite:
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss_value} on rank {self.info.rank}) at epoch "
+                f"{self.epoch + 1}, step {self.step_in_epoch + 1} of {self.steps_per_epoch} "
+                f"(global step {self.global_step + 1}); training stopped before the update. "
+                f"{self._last_good_message()} Lower the learning rate, enable grad_clip, or "
+                f"check the data."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        n = _count_samples(target, kwargs)
+        self.step_in_epoch += 1
+        self.global_step += 1
+        self._acc.loss_sum += loss_value * n
+        self._acc.count += n
+        return loss_value, n
+
+    def _interrupt(self) -> None:
+        signum = self._stop_signal if self._stop_signal is not None else signal.SIGTERM
+        path = self.save_checkpoint()
+        barrier()
+        if self.is_main:
+            logger.warning("received signal %d: checkpoint written to %s at epoch %d, step %d "
+                           "(global step %d); continue with resume=True", signum, path,
+                           self.epoch + 1, self.step_in_epoch, self.global_step)
+        raise TrainingInterrupted(128 + int(signum))
+
+    def _end_epoch(self) -> None:
+        cfg = self.config
+        sums = all_reduce_sum(torch.tensor([self._acc.loss_sum, float(self._acc.count)],
+                                           dtype=torch.float64))
+        train_loss = float(sums[0] / sums[1]) if sums[1] > 0 else math.nan
+        record: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "global_step": self.global_step,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "train_loss": train_loss,
+        }
+        last = self.epoch + 1 == cfg.epochs
+        if self.val_dataset is not None and ((self.epoch + 1) % cfg.val_every_epochs == 0
+                                             or last):
+            for name, value in self.evaluate(self.val_dataset).items():
+                record[f"val_{name}"] = value
+        record["epoch_time_s"] = self._acc.time_s
+        record["samples_per_s"] = (float(sums[1]) / self._acc.time_s
+                                   if self._acc.time_s > 0 else math.nan)
+        val_loss = record.get("val_loss")
+        best = (val_loss is not None and math.isfinite(val_loss)
+                and (self.best_val is None or val_loss < self.best_val))
+        if best:
+            self.best_val = val_loss
+        self.history.append(record)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._acc = _EpochAccumulator()
+        self.save_checkpoint(best=best)
+        if self.is_main:
+            self.metric_log.append(record)
+            if self._tb is not None:
+                for name, value in record.items():
+                    if name != "epoch" and isinstance(value, (int, float)):
+                        self._tb.add_scalar(f"epoch/{name}", value, record["epoch"])
+                self._tb.flush()
+            if cfg.progress:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items()
+                                  if k.endswith("loss") and isinstance(v, float))
+                tqdm.write(f"epoch {record['epoch']}/{cfg.epochs}: {shown}")
+        for cb in self.epoch_callbacks:
+            cb(self, record)
+        _, stop = self._sync_flags(False)
+        if stop:
+            self._interrupt()
+
+    # ---- evaluation -------------------------------------------------------------------
+    def evaluate(self, dataset: Dataset | None = None, batch_size: int | None = None
+                 ) -> dict[str, float]:
+        """Mean loss (``"loss"``) and ``metric_fn`` metrics over a dataset.
+
+        Each process evaluates its share (:class:`ShardSampler`, no padding) with
+        the unwrapped model; sums are all-reduced, so the means are exact over
+        the whole dataset.
+
+        Parameters
+        ----------
+        dataset : Dataset, optional
+            Default: the validation dataset.
+        batch_size : int, optional
+            Per process; default ``eval_batch_size`` or ``batch_size``.
+        """
+        self._setup()
+        dataset = self.val_dataset if dataset is None else dataset
+        if dataset is None:
+            raise ValueError("evaluate() needs a dataset: none given and no val_dataset")
+        bs = batch_size or self.config.eval_batch_size or self.config.batch_size
+        loader = DataLoader(
+            dataset, batch_size=bs,
+            sampler=ShardSampler(dataset, self.info.world_size, self.info.rank),
+            num_workers=self.config.num_workers,
+            collate_fn=_make_collate(self.config.collate, dataset),
+            pin_memory=self.device.type == "cuda",
+        )
+        model = unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        avg = MetricAverager()
+        try:
+            with torch.no_grad():
+                for batch in loader:
+                    inputs, target, kwargs = self._split(batch)
+                    with self._autocast():
+                        pred = self.forward_fn(model, inputs)
+                    loss = self.loss_fn(pred, target, **kwargs)
+                    avg.update({"loss": loss}, count=_count_samples(target, kwargs))
+                    if self.metric_fn is not None:
+                        avg.update(self.metric_fn(pred, target, **kwargs))
+        finally:
+            model.train(was_training)
+        return avg.compute(distributed=self.info.world_size > 1)
