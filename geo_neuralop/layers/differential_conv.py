@@ -189,9 +189,12 @@ class PointDifferentialConv(DiscoConv):
                             **kwargs)
 
     def forward(self, x: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
-        if not getattr(kernel, "differential", False) or (
-            isinstance(kernel.differential, list) and not all(kernel.differential)
-        ):
+        flag = getattr(kernel, "differential", False)  # a list or tensor in a PyG batch
+        if isinstance(flag, torch.Tensor):
+            flag = bool(flag.all())
+        elif isinstance(flag, list):
+            flag = all(flag)
+        if not flag:
             raise ValueError("PointDifferentialConv needs a kernel built with differential=True "
                              "(use its build_kernel method)")
         return super().forward(x, kernel)

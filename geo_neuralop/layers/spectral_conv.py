@@ -1,0 +1,449 @@
+"""``SpectralConv``: the Fourier neural operator's global convolution on periodic regular grids.
+
+Conventions (shared with :class:`~geo_neuralop.layers.AMSpectralConv`):
+
+- Fourier coefficients use ``norm="forward"``: a grid function ``v`` on ``n``
+  points of the unit period is ``v(x_j) = sum_k c_k exp(2 pi i k x_j)``, and a
+  weight ``w_k`` multiplies ``c_k``. The layer is therefore the circular
+  convolution ``(kappa * v)(x) = int kappa(x - y) v(y) dy`` with the kernel
+  ``kappa(x) = sum_k w_k exp(2 pi i k x)`` (its Fourier coefficients are the
+  weights), evaluated by quadrature: ``y_i = (1/N) sum_j kappa(x_i - x_j) v_j``.
+- Frequencies are integers (cycles per domain), so one weight tensor means the
+  same continuous operator at every resolution.
+- ``n_modes[d] = m`` keeps the integer frequencies ``|k_d| <= m // 2`` along every
+  axis; the last axis uses the real FFT (``0 <= k <= m // 2``, the other half
+  follows from the input being real). The kept set is symmetric under
+  ``k -> -k``; neuraloperator 2.0 keeps ``-m/2 .. m/2 - 1`` on the full-FFT axes
+  (one extra negative frequency without its positive partner). Our weight has
+  ``m + 1`` entries on those axes.
+- Nyquist bins: on an even grid the bin ``n/2`` holds the frequencies ``+n/2``
+  and ``-n/2`` together. When it is kept, its coefficient is split evenly
+  between them on input (the minimal-norm trigonometric interpolant, a cosine)
+  and the two are summed again on output. The layer then equals "interpolate,
+  apply the continuous operator, sample" at every grid size, so outputs agree
+  across resolutions at shared points for band-limited inputs.
+
+Spectral layouts
+----------------
+A *symmetric block* holds the kept frequencies of every axis in FFT order:
+``[0, 1, ..., k, -k, ..., -1]`` (``2k + 1`` entries) on the full axes and
+``[0, ..., k]`` (``k + 1`` entries) on the last axis. :func:`spectral_crop`
+takes it out of an ``rfftn`` result, :func:`spectral_pad` puts it back into an
+``rfftn`` layout of any output size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "FourierConvBase",
+    "SpectralConv",
+    "contract_channels",
+    "kept_frequencies",
+    "resample_periodic",
+    "spectral_crop",
+    "spectral_pad",
+    "symmetric_frequencies",
+]
+
+
+def _as_tuple(value: int | Sequence[int], name: str) -> tuple[int, ...]:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
+    if isinstance(value, int):
+        value = (value,)
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}") from None
+    for i, v in enumerate(out):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name}[{i}] must be an int, got {v!r}")
+    return out
+
+
+def kept_frequencies(
+    max_freq: Sequence[int | None], in_sizes: Sequence[int], out_sizes: Sequence[int]
+) -> tuple[int, ...]:
+    """Highest kept integer frequency per axis.
+
+    Parameters
+    ----------
+    max_freq : sequence of (int or None)
+        The layer's limit ``K_d`` per axis (``None``: no limit).
+    in_sizes, out_sizes : sequence of int
+        Grid points per axis of the input and of the output.
+
+    Returns
+    -------
+    tuple of int
+        ``k_d = min(K_d, n_in_d // 2, n_out_d // 2)``: the largest frequency both
+        grids represent (``n/2`` on an even grid is its Nyquist bin).
+    """
+    out = []
+    for limit, n_in, n_out in zip(max_freq, in_sizes, out_sizes, strict=True):
+        k = min(n_in // 2, n_out // 2)
+        out.append(k if limit is None else min(k, limit))
+    return tuple(out)
+
+
+def symmetric_frequencies(
+    kept: Sequence[int], device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> list[torch.Tensor]:
+    """Integer frequencies of a symmetric block, one 1-D tensor per axis.
+
+    Full axes: ``[0, 1, ..., k, -k, ..., -1]``; last axis: ``[0, ..., k]``.
+    """
+    dtype = dtype or torch.get_default_dtype()
+    freqs = []
+    for k in kept[:-1]:
+        pos = torch.arange(0, k + 1, device=device, dtype=dtype)
+        freqs.append(torch.cat([pos, torch.arange(-k, 0, device=device, dtype=dtype)]))
+    freqs.append(torch.arange(0, kept[-1] + 1, device=device, dtype=dtype))
+    return freqs
+
+
+def _axis_scale(length: int, positions: Sequence[int], value: float, dim: int, ndim: int,
+                like: torch.Tensor) -> torch.Tensor:
+    scale = torch.ones(length, dtype=like.real.dtype, device=like.device)
+    scale[list(positions)] = value
+    shape = [1] * ndim
+    shape[dim] = length
+    return scale.view(shape)
+
+
+def spectral_crop(x_hat: torch.Tensor, kept: Sequence[int], sizes: Sequence[int]) -> torch.Tensor:
+    """Symmetric block of kept frequencies from an ``rfftn`` result.
+
+    Parameters
+    ----------
+    x_hat : torch.Tensor, complex, shape [..., n_1, ..., n_{d-1}, n_d // 2 + 1]
+        ``torch.fft.rfftn`` over the last ``d`` axes of a real grid function.
+    kept : sequence of int
+        Highest kept frequency per axis (at most ``n_d // 2``).
+    sizes : sequence of int
+        The grid sizes ``n_1 .. n_d``.
+
+    Returns
+    -------
+    torch.Tensor, shape [..., 2 k_1 + 1, ..., 2 k_{d-1} + 1, k_d + 1]
+        A kept Nyquist bin (``n = 2k``) is split evenly between ``+k`` and ``-k``.
+    """
+    d = len(kept)
+    ndim = x_hat.dim()
+    for axis in range(d - 1):
+        k, n = kept[axis], sizes[axis]
+        dim = ndim - d + axis
+        if 2 * k < n:
+            if 2 * k + 1 < n:
+                x_hat = torch.cat([x_hat.narrow(dim, 0, k + 1), x_hat.narrow(dim, n - k, k)], dim)
+        else:  # n == 2k: the Nyquist bin k is frequency +k and -k at once
+            x_hat = torch.cat([x_hat.narrow(dim, 0, k + 1), x_hat.narrow(dim, k, k)], dim)
+            x_hat = x_hat * _axis_scale(2 * k + 1, (k, k + 1), 0.5, dim, ndim, x_hat)
+    k, n = kept[-1], sizes[-1]
+    if k + 1 < x_hat.shape[-1]:
+        x_hat = x_hat[..., : k + 1]
+    if 2 * k == n and k > 0:
+        x_hat = x_hat * _axis_scale(k + 1, (k,), 0.5, ndim - 1, ndim, x_hat)
+    return x_hat
+
+
+def spectral_pad(y: torch.Tensor, kept: Sequence[int], sizes: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`spectral_crop`: a symmetric block into an ``rfftn`` layout.
+
+    Parameters
+    ----------
+    y : torch.Tensor, complex, shape [..., 2 k_1 + 1, ..., k_d + 1]
+    kept : sequence of int
+    sizes : sequence of int
+        Output grid sizes ``n_1 .. n_d``.
+
+    Returns
+    -------
+    torch.Tensor, shape [..., n_1, ..., n_{d-1}, n_d // 2 + 1]
+        Ready for ``torch.fft.irfftn(..., s=sizes, norm="forward")``. At an output
+        Nyquist bin (``n = 2k``) the ``+k`` and ``-k`` values are summed (on the
+        last axis the missing ``-k`` half is the conjugate partner, so the bin is
+        doubled), which samples the continuous output exactly.
+    """
+    d = len(kept)
+    ndim = y.dim()
+    for axis in range(d - 1):
+        k, n = kept[axis], sizes[axis]
+        dim = ndim - d + axis
+        if 2 * k < n:
+            if 2 * k + 1 < n:
+                shape = list(y.shape)
+                shape[dim] = n - 2 * k - 1
+                y = torch.cat([y.narrow(dim, 0, k + 1), y.new_zeros(shape),
+                               y.narrow(dim, k + 1, k)], dim)
+        else:  # n == 2k
+            nyquist = y.narrow(dim, k, 1) + y.narrow(dim, k + 1, 1)
+            y = torch.cat([y.narrow(dim, 0, k), nyquist, y.narrow(dim, k + 2, k - 1)], dim)
+    k, n = kept[-1], sizes[-1]
+    if 2 * k == n and k > 0:
+        y = y * _axis_scale(k + 1, (k,), 2.0, ndim - 1, ndim, y)
+    half = n // 2 + 1
+    if k + 1 < half:
+        shape = list(y.shape)
+        shape[-1] = half - k - 1
+        y = torch.cat([y, y.new_zeros(shape)], -1)
+    return y
+
+
+def resample_periodic(x: torch.Tensor, output_shape: Sequence[int]) -> torch.Tensor:
+    """Band-limited (Fourier) resampling of a periodic grid function.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape [B, C, n_1, ..., n_d]
+    output_shape : sequence of int, length d
+
+    Returns
+    -------
+    torch.Tensor, shape [B, C, *output_shape]
+        The trigonometric interpolant of ``x`` (truncated to the frequencies the
+        output grid holds) sampled on the output grid. Identity if the shapes agree.
+    """
+    output_shape = tuple(int(s) for s in output_shape)
+    in_shape = tuple(x.shape[2:])
+    if len(output_shape) != len(in_shape):
+        raise ValueError(
+            f"output_shape {output_shape} must have {len(in_shape)} entries for an input of "
+            f"shape {tuple(x.shape)}"
+        )
+    if output_shape == in_shape:
+        return x
+    d = len(in_shape)
+    dims = tuple(range(-d, 0))
+    kept = kept_frequencies([None] * d, in_shape, output_shape)
+    x_hat = spectral_crop(torch.fft.rfftn(x, dim=dims, norm="forward"), kept, in_shape)
+    return torch.fft.irfftn(spectral_pad(x_hat, kept, output_shape), s=output_shape, dim=dims,
+                            norm="forward")
+
+
+class _BatchedComplexMatmul(torch.autograd.Function):
+    """``bmm(x, w)`` whose backward multiplies contiguous conjugate transposes.
+
+    PyTorch's own backward hands conjugated, transposed views to ``bmm``, which on
+    CPU falls back to one small product per frequency (3-6x slower here).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        return torch.bmm(x, w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, w = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, w.conj().transpose(1, 2).contiguous())
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(x.conj().transpose(1, 2).contiguous(), grad)
+        return grad_x, grad_w
+
+
+def contract_channels(x_hat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``y[b, o, k] = sum_i x[b, i, k] w[k, i, o]`` as one batched complex matmul over frequencies.
+
+    Parameters
+    ----------
+    x_hat : torch.Tensor, complex, shape [B, C_in, *S]
+    weight : torch.Tensor, complex, shape [*S, C_in, C_out]
+
+    Returns
+    -------
+    torch.Tensor, complex, shape [B, C_out, *S]
+    """
+    b, i, *spatial = x_hat.shape
+    o = weight.shape[-1]
+    xf = x_hat.reshape(b, i, -1).permute(2, 0, 1).contiguous()  # [F, B, I]
+    y = _BatchedComplexMatmul.apply(xf, weight.reshape(-1, i, o).contiguous())  # [F, B, O]
+    return y.permute(1, 2, 0).reshape(b, o, *spatial)
+
+
+class FourierConvBase(nn.Module):
+    """Shared forward pass of Fourier-space convolutions on periodic grids.
+
+    Subclasses implement :meth:`spectral_weight`, returning the complex
+    multipliers on a symmetric block of kept frequencies. The forward pass is
+    ``rfftn -> crop -> contract channels -> pad -> irfftn (+ bias)``, with no
+    Python loop over modes.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    n_dim : int
+        Number of spatial axes (1, 2 or 3).
+    max_freq : sequence of (int or None)
+        Highest frequency kept per axis (``None``: all the grid holds).
+    bias : bool
+        Add a learned constant per output channel (in physical space).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, n_dim: int,
+                 max_freq: Sequence[int | None], bias: bool = True) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(n_dim, bool) or not isinstance(n_dim, int) or n_dim not in (1, 2, 3):
+            raise ValueError(f"n_dim must be 1, 2 or 3, got {n_dim!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.n_dim = n_dim
+        self.max_freq = tuple(max_freq)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels, *([1] * n_dim)))
+        else:
+            self.register_parameter("bias", None)
+
+    def spectral_weight(self, kept: Sequence[int]) -> torch.Tensor:
+        """Complex multipliers ``[2 k_1 + 1, ..., k_d + 1, C_in, C_out]`` (FFT order).
+
+        Frequency-major, so the channel contraction is one batched complex matrix
+        product over frequencies.
+        """
+        raise NotImplementedError
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != self.n_dim + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x must have shape [B, {self.in_channels}, *{self.n_dim} spatial axes], "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _output_shape(self, x: torch.Tensor,
+                      output_shape: Sequence[int] | None) -> tuple[int, ...]:
+        if output_shape is None:
+            return tuple(x.shape[2:])
+        out = _as_tuple(output_shape, "output_shape")
+        if len(out) != self.n_dim or min(out) < 1:
+            raise ValueError(
+                f"output_shape must hold {self.n_dim} positive sizes, got {output_shape!r}"
+            )
+        return out
+
+    def transform(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Resample ``x [B, C, *spatial]`` to the layer's output grid (for skip connections)."""
+        if output_shape is None:
+            return x
+        return resample_periodic(x, self._output_shape(x, output_shape))
+
+    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Apply the convolution.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape [B, C_in, n_1, ..., n_d]
+            Samples on a regular grid of the periodic domain (any resolution).
+        output_shape : sequence of int, optional
+            Grid of the output (default: the input grid); the result is the
+            continuous output sampled there.
+
+        Returns
+        -------
+        torch.Tensor, shape [B, C_out, *output_shape]
+        """
+        self._check_input(x)
+        in_shape = tuple(x.shape[2:])
+        out_shape = self._output_shape(x, output_shape)
+        dtype = x.dtype
+        if dtype in (torch.float16, torch.bfloat16):
+            x = x.float()  # FFTs of arbitrary sizes need single precision
+        dims = tuple(range(-self.n_dim, 0))
+        kept = kept_frequencies(self.max_freq, in_shape, out_shape)
+        x_hat = spectral_crop(torch.fft.rfftn(x, dim=dims, norm="forward"), kept, in_shape)
+        weight = self.spectral_weight(kept).to(x_hat.dtype)
+        y_hat = contract_channels(x_hat, weight)
+        y = torch.fft.irfftn(spectral_pad(y_hat, kept, out_shape), s=out_shape, dim=dims,
+                             norm="forward")
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y.to(dtype)
+
+
+class SpectralConv(FourierConvBase):
+    """Fourier neural operator convolution with a dense complex weight per kept frequency.
+
+    ``y = irfftn(W(k) . rfftn(x))`` on the frequencies ``|k_d| <= n_modes[d] // 2``
+    (see the module docstring for the Fourier and Nyquist conventions). Works
+    on any grid resolution: modes beyond what a grid holds are skipped.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    n_modes : int or sequence of int
+        ``m`` per spatial axis (1, 2 or 3 axes); keeps ``|k| <= m // 2``, so the
+        weight has ``2 (m // 2) + 1`` entries on the full axes and ``m // 2 + 1``
+        on the last.
+    bias : bool
+        Learned constant per output channel.
+    init_std : float or "auto"
+        Standard deviation of the complex weights (``|w|``); "auto" is
+        ``sqrt(2 / (in_channels + out_channels))``, as in neuraloperator.
+
+    Attributes
+    ----------
+    weight : nn.Parameter, shape [2K_1 + 1, ..., K_d + 1, C_in, C_out, 2]
+        Real and imaginary parts; frequencies in FFT order ``0..K, -K..-1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from geo_neuralop.layers import SpectralConv
+    >>> conv = SpectralConv(3, 8, n_modes=(12, 12))
+    >>> conv(torch.randn(2, 3, 32, 40)).shape
+    torch.Size([2, 8, 32, 40])
+    >>> conv(torch.randn(2, 3, 16, 16), output_shape=(64, 64)).shape  # super-resolved output
+    torch.Size([2, 8, 64, 64])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_modes: int | Sequence[int],
+        bias: bool = True,
+        init_std: float | str = "auto",
+    ) -> None:
+        modes = _as_tuple(n_modes, "n_modes")
+        if not 1 <= len(modes) <= 3:
+            raise ValueError(f"n_modes must have 1 to 3 entries, got {n_modes!r}")
+        for i, m in enumerate(modes):
+            if m < 1:
+                raise ValueError(f"n_modes[{i}] must be positive, got {m}")
+        super().__init__(in_channels, out_channels, len(modes), [m // 2 for m in modes], bias)
+        self.n_modes = modes
+        if init_std == "auto":
+            init_std = math.sqrt(2.0 / (in_channels + out_channels))
+        elif isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or init_std <= 0:
+            raise ValueError(f"init_std must be a positive number or 'auto', got {init_std!r}")
+        sizes = [2 * (m // 2) + 1 for m in modes[:-1]] + [modes[-1] // 2 + 1]
+        self.weight = nn.Parameter(
+            torch.randn(*sizes, in_channels, out_channels, 2) * (float(init_std) / math.sqrt(2.0))
+        )
+
+    def spectral_weight(self, kept: Sequence[int]) -> torch.Tensor:
+        w = torch.view_as_complex(self.weight)
+        for dim, (k, big_k) in enumerate(zip(kept[:-1], self.max_freq[:-1], strict=True)):
+            if k < big_k:
+                w = torch.cat([w.narrow(dim, 0, k + 1), w.narrow(dim, 2 * big_k + 1 - k, k)], dim)
+        last = self.n_dim - 1
+        if kept[-1] < self.max_freq[-1]:
+            w = w.narrow(last, 0, kept[-1] + 1)
+        return w
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}, "
+                f"bias={self.bias is not None}")

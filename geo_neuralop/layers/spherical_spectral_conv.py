@@ -1,0 +1,274 @@
+"""``SphericalSpectralConv``: spectral convolution on the sphere through spherical harmonics.
+
+``y = ISHT_out( W . SHT_in(x) )`` with torch-harmonics' ``RealSHT`` /
+``InverseRealSHT`` (orthonormal harmonics, Condon-Shortley phase), degrees
+``l < lmax`` and orders ``m < mmax``. Operator types:
+
+- ``"driscoll-healy"``: one real weight per degree ``l`` (shared by all ``m``).
+  By the Driscoll-Healy convolution theorem this is the convolution with a
+  zonal kernel, so the layer commutes with every rotation of the sphere.
+- ``"driscoll-healy-complex"``: one complex weight per ``l`` (torch-harmonics'
+  SFNO ``"driscoll-healy"``); the imaginary part acts like a rotation of each
+  ``m``-component in longitude, so only rotations about the polar axis commute.
+- ``"diagonal"``: one complex weight per ``(l, m)``; equivariant to rotations about
+  the polar axis only.
+
+The transforms are built lazily for each grid shape the layer meets (and kept
+in a small per-layer cache, outside the state dict), so one set of weights runs
+at any resolution: the kept degrees are
+``L = min(lmax, nlat_in, nlat_out, nlon_in // 2 + 1, nlon_out // 2 + 1)`` (the
+usual torch-harmonics limits; equiangular grids integrate exactly only up to about
+``(nlat + 1) // 2``) and the orders ``min(mmax, L)``. The transforms are always
+built with explicit ``lmax == mmax == L`` (torch-harmonics 0.9 imposes
+triangular truncation), and the order truncation to ``mmax`` is done here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch_harmonics import InverseRealSHT, RealSHT
+
+from geo_neuralop.geometry.sphere import SPHERE_GRIDS
+
+__all__ = ["OPERATOR_TYPES", "SphericalSpectralConv", "sht_degree_limit"]
+
+OPERATOR_TYPES = ("driscoll-healy", "driscoll-healy-complex", "diagonal")
+_CACHE_SIZE = 8
+
+
+def sht_degree_limit(nlat: int, nlon: int) -> int:
+    """Largest ``lmax`` (exclusive) used on an ``nlat x nlon`` grid: ``min(nlat, nlon//2 + 1)``."""
+    return min(nlat, nlon // 2 + 1)
+
+
+def _check_grid(name: str, grid: str) -> None:
+    if grid not in SPHERE_GRIDS:
+        raise ValueError(f"{name} must be one of {SPHERE_GRIDS}, got {grid!r}")
+
+
+class SphericalSpectralConv(nn.Module):
+    """Spherical harmonic convolution (the SFNO layer) on latitude-longitude grids.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    lmax : int
+        Number of degrees kept (``l = 0 .. lmax - 1``) when the grids allow it.
+    mmax : int, optional
+        Number of orders kept (``m = 0 .. mmax - 1``); default ``lmax``.
+    grid : {"equiangular", "legendre-gauss"}
+        Latitude rule of the input grid.
+    out_grid : {"equiangular", "legendre-gauss"}, optional
+        Latitude rule of the output grid; default ``grid``.
+    operator_type : {"driscoll-healy", "driscoll-healy-complex", "diagonal"}
+    bias : bool
+        Learned constant per output channel.
+    init_std : float or "auto"
+        Standard deviation (``|w|``) of the weights; "auto" is
+        ``sqrt(2 / (in_channels + out_channels))``.
+
+    Attributes
+    ----------
+    weight : nn.Parameter
+        ``[C_in, C_out, lmax]`` (real, "driscoll-healy"), ``[C_in, C_out, lmax, 2]``
+        (real and imaginary parts, "driscoll-healy-complex") or
+        ``[C_in, C_out, lmax, mmax, 2]`` ("diagonal").
+
+    Shapes
+    ------
+    forward(x, output_shape=None): ``[B, C_in, nlat, nlon]`` ->
+    ``[B, C_out, *output_shape]`` (default: the input's ``(nlat, nlon)``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from geo_neuralop.layers import SphericalSpectralConv
+    >>> conv = SphericalSpectralConv(3, 4, lmax=12, grid="equiangular", out_grid="legendre-gauss")
+    >>> conv(torch.randn(2, 3, 25, 48), output_shape=(12, 24)).shape
+    torch.Size([2, 4, 12, 24])
+    >>> conv(torch.randn(2, 3, 49, 96), output_shape=(24, 48)).shape  # same weights, finer grids
+    torch.Size([2, 4, 24, 48])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        lmax: int,
+        mmax: int | None = None,
+        grid: str = "equiangular",
+        out_grid: str | None = None,
+        operator_type: str = "driscoll-healy",
+        bias: bool = False,
+        init_std: float | str = "auto",
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("lmax", lmax)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        mmax = lmax if mmax is None else mmax
+        if isinstance(mmax, bool) or not isinstance(mmax, int) or not 1 <= mmax <= lmax:
+            raise ValueError(f"mmax must be an int in [1, lmax={lmax}], got {mmax!r}")
+        out_grid = grid if out_grid is None else out_grid
+        _check_grid("grid", grid)
+        _check_grid("out_grid", out_grid)
+        if operator_type not in OPERATOR_TYPES:
+            raise ValueError(
+                f"operator_type must be one of {OPERATOR_TYPES}, got {operator_type!r}"
+            )
+        if init_std == "auto":
+            init_std = math.sqrt(2.0 / (in_channels + out_channels))
+        elif isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or init_std <= 0:
+            raise ValueError(f"init_std must be a positive number or 'auto', got {init_std!r}")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.lmax = lmax
+        self.mmax = mmax
+        self.grid = grid
+        self.out_grid = out_grid
+        self.operator_type = operator_type
+        std = float(init_std)
+        if operator_type == "driscoll-healy":
+            weight = torch.randn(in_channels, out_channels, lmax) * std
+        elif operator_type == "driscoll-healy-complex":
+            weight = torch.randn(in_channels, out_channels, lmax, 2) * (std / math.sqrt(2.0))
+        else:
+            weight = torch.randn(in_channels, out_channels, lmax, mmax, 2) * (std / math.sqrt(2.0))
+        self.weight = nn.Parameter(weight)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
+        else:
+            self.register_parameter("bias", None)
+        self._transforms: dict[tuple, tuple[nn.Module, nn.Module, int, int]] = {}
+
+    # ------------------------------------------------------------------ transforms
+
+    def _output_shape(self, x: torch.Tensor,
+                      output_shape: Sequence[int] | None) -> tuple[int, int]:
+        if output_shape is None:
+            return int(x.shape[-2]), int(x.shape[-1])
+        out = tuple(output_shape)
+        if len(out) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1
+                                for s in out):
+            raise ValueError(f"output_shape must be two positive ints (nlat, nlon), got "
+                             f"{output_shape!r}")
+        if self.out_grid == "equiangular" and out[0] < 2:
+            raise ValueError(f"an equiangular output grid needs nlat >= 2, got {out}")
+        return out
+
+    def transforms(
+        self, in_shape: Sequence[int], out_shape: Sequence[int], dtype: torch.dtype,
+        device: torch.device,
+    ) -> tuple[nn.Module, nn.Module, int, int]:
+        """Forward and inverse transforms for the given grids, and the kept ``(L, M)``."""
+        key = (tuple(in_shape), tuple(out_shape), dtype, str(device))
+        cached = self._transforms.get(key)
+        if cached is not None:
+            return cached
+        (nlat_in, nlon_in), (nlat_out, nlon_out) = in_shape, out_shape
+        degrees = min(self.lmax, sht_degree_limit(nlat_in, nlon_in),
+                      sht_degree_limit(nlat_out, nlon_out))
+        sht = RealSHT(nlat_in, nlon_in, lmax=degrees, mmax=degrees, grid=self.grid,
+                      norm="ortho", csphase=True)
+        isht = InverseRealSHT(nlat_out, nlon_out, lmax=degrees, mmax=degrees, grid=self.out_grid,
+                              norm="ortho", csphase=True)
+        sht, isht = sht.to(device=device, dtype=dtype), isht.to(device=device, dtype=dtype)
+        degrees = min(degrees, int(sht.lmax), int(isht.lmax))
+        orders = min(self.mmax, degrees, int(sht.mmax), int(isht.mmax))
+        if len(self._transforms) >= _CACHE_SIZE:
+            self._transforms.clear()
+        self._transforms[key] = (sht, isht, degrees, orders)
+        return self._transforms[key]
+
+    def _analysis(self, x: torch.Tensor, out_shape: tuple[int, int]):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x must have shape [B, {self.in_channels}, nlat, nlon], got {tuple(x.shape)}"
+            )
+        if self.grid == "equiangular" and x.shape[2] < 2:
+            raise ValueError(f"an equiangular input grid needs nlat >= 2, got {tuple(x.shape)}")
+        work = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        sht, isht, degrees, orders = self.transforms(
+            tuple(x.shape[2:]), out_shape, work.dtype, work.device
+        )
+        coeffs = sht(work)[..., :degrees, :orders]  # [B, C, L, M] complex
+        return coeffs, isht, degrees, orders
+
+    @staticmethod
+    def _synthesis(coeffs: torch.Tensor, isht: nn.Module) -> torch.Tensor:
+        pad_l = int(isht.lmax) - coeffs.shape[-2]
+        pad_m = int(isht.mmax) - coeffs.shape[-1]
+        if pad_l or pad_m:
+            coeffs = torch.view_as_complex(torch.nn.functional.pad(
+                torch.view_as_real(coeffs), (0, 0, 0, pad_m, 0, pad_l)).contiguous())
+        return isht(coeffs)
+
+    # ------------------------------------------------------------------ operator
+
+    def spectral_weight(self, degrees: int, orders: int) -> torch.Tensor:
+        """The weight restricted to ``l < degrees`` (and ``m < orders``), complex if complex."""
+        if self.operator_type == "driscoll-healy":
+            return self.weight[..., :degrees]
+        if self.operator_type == "driscoll-healy-complex":
+            return torch.view_as_complex(self.weight[:, :, :degrees].contiguous())
+        return torch.view_as_complex(self.weight[:, :, :degrees, :orders].contiguous())
+
+    def transform(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Band-limited resampling of ``x [B, C, nlat, nlon]`` onto the output grid.
+
+        Identity when the output grid equals the input grid; otherwise
+        ``ISHT_out(SHT_in(x))`` truncated to the layer's degrees (used for skip
+        connections of blocks that change grids).
+        """
+        out_shape = self._output_shape(x, output_shape)
+        if self.grid == self.out_grid and out_shape == tuple(x.shape[-2:]):
+            return x
+        b, c = x.shape[:2]
+        sht, isht, degrees, orders = self.transforms(tuple(x.shape[2:]), out_shape,
+                                                     x.dtype, x.device)
+        coeffs = sht(x.reshape(b * c, *x.shape[2:]))[..., :degrees, :orders]
+        return self._synthesis(coeffs, isht).reshape(b, c, *out_shape)
+
+    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+        """Apply the spherical convolution.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape [B, C_in, nlat, nlon]
+            Samples on the input grid (``grid`` latitudes, longitudes ``2 pi j / nlon``).
+        output_shape : (int, int), optional
+            ``(nlat, nlon)`` of the output grid (``out_grid`` latitudes); default
+            the input's shape.
+
+        Returns
+        -------
+        torch.Tensor, shape [B, C_out, *output_shape]
+        """
+        out_shape = self._output_shape(x, output_shape)
+        dtype = x.dtype
+        coeffs, isht, degrees, orders = self._analysis(x, out_shape)
+        weight = self.spectral_weight(degrees, orders)
+        if self.operator_type == "driscoll-healy":
+            out = torch.einsum("bilmr,iol->bolmr", torch.view_as_real(coeffs),
+                               weight.to(coeffs.real.dtype))
+            out = torch.view_as_complex(out.contiguous())
+        elif self.operator_type == "driscoll-healy-complex":
+            out = torch.einsum("bilm,iol->bolm", coeffs, weight.to(coeffs.dtype))
+        else:
+            out = torch.einsum("bilm,iolm->bolm", coeffs, weight.to(coeffs.dtype))
+        y = self._synthesis(out, isht)
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)
+        return y.to(dtype)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, lmax={self.lmax}, mmax={self.mmax}, "
+                f"grid={self.grid!r}, out_grid={self.out_grid!r}, "
+                f"operator_type={self.operator_type!r}, bias={self.bias is not None}")

@@ -1,0 +1,37 @@
+"""Neural operator models and baselines."""
+
+from geo_neuralop.models.amfno import AMFNO
+from geo_neuralop.models.checkpoint import load_model, read_checkpoint, save_model
+from geo_neuralop.models.fno import FNO
+from geo_neuralop.models.local_no import LocalNO
+from geo_neuralop.models.local_sfno import LocalSFNO
+from geo_neuralop.models.mesh_graph_net import MeshGraphNet
+from geo_neuralop.models.mesh_no import MeshNO
+from geo_neuralop.models.registry import (
+    get_model,
+    get_model_class,
+    list_models,
+    model_name,
+    register_model,
+)
+from geo_neuralop.models.sfno import SFNO
+from geo_neuralop.models.unet import UNet
+
+__all__: list[str] = [
+    "AMFNO",
+    "FNO",
+    "LocalNO",
+    "LocalSFNO",
+    "MeshGraphNet",
+    "MeshNO",
+    "SFNO",
+    "UNet",
+    "get_model",
+    "get_model_class",
+    "list_models",
+    "load_model",
+    "model_name",
+    "read_checkpoint",
+    "register_model",
+    "save_model",
+]

@@ -1,0 +1,222 @@
+"""Spherical Fourier neural operator (SFNO, Bonev et al., ICML 2023) on latitude-longitude grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from geo_neuralop.geometry.sphere import SPHERE_GRIDS
+from geo_neuralop.layers.channel_mlp import ChannelMLP
+from geo_neuralop.layers.embeddings import SphereEmbedding
+from geo_neuralop.layers.spectral_block import SpectralBlock
+from geo_neuralop.layers.spherical_spectral_conv import SphericalSpectralConv
+from geo_neuralop.models.registry import register_model
+
+__all__ = ["SFNO", "internal_grid_shape"]
+
+
+def internal_grid_shape(nlat: int, nlon: int, scale: int) -> tuple[int, int]:
+    """Latent grid of an SFNO for an ``nlat x nlon`` input: ``((nlat - 1) // s + 1, nlon // s)``.
+
+    This is torch-harmonics' SFNO rule (the latitude grid includes both poles).
+    """
+    return (nlat - 1) // scale + 1, max(1, nlon // scale)
+
+
+@register_model("sfno")
+class SFNO(nn.Module):
+    """Spherical Fourier neural operator: spherical-harmonic blocks on a latitude-longitude grid.
+
+    ``[sphere embedding] -> lifting -> n_layers x SpectralBlock(SphericalSpectralConv)
+    -> projection``. The first block may move the field from the input grid onto
+    an internal grid (``internal_grid``, ``internal_scale``) and the last block
+    back, as torch-harmonics' SFNO does; skips then use the band-limited
+    resampling of the convolution. The transforms are built for the grid sizes
+    met at run time, so the same model runs at any resolution.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    lmax : int
+        Spherical harmonic degrees kept (``l < lmax``), limited by each grid.
+    hidden_channels, n_layers : int
+    mmax : int, optional
+        Orders kept (``m < mmax``), default ``lmax``.
+    grid : {"equiangular", "legendre-gauss"}
+        Latitude rule of the input and output.
+    internal_grid : {"equiangular", "legendre-gauss"}, optional
+        Latitude rule of the internal grid (default: ``grid``).
+    internal_scale : int
+        Downsampling factor of the internal grid (see :func:`internal_grid_shape`).
+    operator_type : {"driscoll-healy", "driscoll-healy-complex", "diagonal"}
+        See :class:`~geo_neuralop.layers.SphericalSpectralConv`.
+    positional_embedding : {"sphere"} or None
+        Append the unit vector ``(x, y, z)`` of each grid point to the input.
+    lifting_channel_ratio, projection_channel_ratio : float
+    activation : str
+    norm : {"instance_norm", "group_norm", "layer_norm"} or None
+    use_channel_mlp : bool
+    channel_mlp_expansion : float
+    channel_mlp_skip : {"linear", "identity", "soft-gating"} or None
+    skip : {"linear", "identity", "soft-gating"} or None
+    conv_bias : bool
+
+    Shapes
+    ------
+    forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from geo_neuralop.models import SFNO
+    >>> model = SFNO(in_channels=3, out_channels=3, lmax=16, hidden_channels=8, n_layers=2)
+    >>> model(torch.randn(2, 3, 17, 32)).shape
+    torch.Size([2, 3, 17, 32])
+    >>> fine = SFNO(3, 3, lmax=16, hidden_channels=8, n_layers=3, internal_grid="legendre-gauss",
+    ...             internal_scale=2)
+    >>> fine(torch.randn(1, 3, 33, 64)).shape  # blocks work on a 17 x 32 Gauss grid
+    torch.Size([1, 3, 33, 64])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        lmax: int,
+        hidden_channels: int = 32,
+        n_layers: int = 4,
+        mmax: int | None = None,
+        grid: str = "equiangular",
+        internal_grid: str | None = None,
+        internal_scale: int = 1,
+        operator_type: str = "driscoll-healy",
+        positional_embedding: str | None = "sphere",
+        lifting_channel_ratio: float = 2.0,
+        projection_channel_ratio: float = 2.0,
+        activation: str = "gelu",
+        norm: str | None = None,
+        use_channel_mlp: bool = True,
+        channel_mlp_expansion: float = 0.5,
+        channel_mlp_skip: str | None = "soft-gating",
+        skip: str | None = "linear",
+        conv_bias: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("hidden_channels", hidden_channels), ("n_layers", n_layers),
+                            ("internal_scale", internal_scale)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if grid not in SPHERE_GRIDS:
+            raise ValueError(f"grid must be one of {SPHERE_GRIDS}, got {grid!r}")
+        internal = grid if internal_grid is None else internal_grid
+        if internal not in SPHERE_GRIDS:
+            raise ValueError(f"internal_grid must be one of {SPHERE_GRIDS}, got {internal_grid!r}")
+        for name, value in (("lifting_channel_ratio", lifting_channel_ratio),
+                            ("projection_channel_ratio", projection_channel_ratio)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if positional_embedding == "sphere":
+            self.positional_embedding = SphereEmbedding(grid)
+            n_embed = 3
+        elif positional_embedding is None or positional_embedding == "none":
+            self.positional_embedding = None
+            n_embed = 0
+        else:
+            raise ValueError(
+                f"positional_embedding must be 'sphere' or None, got {positional_embedding!r}"
+            )
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.grid = grid
+        self.internal_grid = internal
+        self.internal_scale = internal_scale
+        self.n_layers = n_layers
+        self.resamples = internal != grid or internal_scale != 1
+
+        def grids(i: int) -> tuple[str, str]:
+            if not self.resamples or n_layers == 1:
+                return grid, grid
+            return (grid if i == 0 else internal), (grid if i == n_layers - 1 else internal)
+
+        lifting_hidden = round(lifting_channel_ratio * hidden_channels)
+        self.lifting = ChannelMLP(in_channels + n_embed, hidden_channels, max(lifting_hidden, 1),
+                                  n_layers=2 if lifting_hidden > 0 else 1, activation=activation)
+        self.blocks = nn.ModuleList([
+            SpectralBlock(
+                SphericalSpectralConv(hidden_channels, hidden_channels, lmax, mmax=mmax,
+                                      grid=grids(i)[0], out_grid=grids(i)[1],
+                                      operator_type=operator_type, bias=conv_bias),
+                hidden_channels, hidden_channels, skip=skip, use_channel_mlp=use_channel_mlp,
+                channel_mlp_expansion=channel_mlp_expansion, channel_mlp_skip=channel_mlp_skip,
+                norm=norm, activation=activation, final_activation=i < n_layers - 1,
+            )
+            for i in range(n_layers)
+        ])
+        projection_hidden = max(1, round(projection_channel_ratio * hidden_channels))
+        self.projection = ChannelMLP(hidden_channels, out_channels, projection_hidden,
+                                     n_layers=2, activation=activation)
+        self.config = {
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "lmax": lmax,
+            "hidden_channels": hidden_channels,
+            "n_layers": n_layers,
+            "mmax": mmax,
+            "grid": grid,
+            "internal_grid": internal_grid,
+            "internal_scale": internal_scale,
+            "operator_type": operator_type,
+            "positional_embedding": positional_embedding,
+            "lifting_channel_ratio": float(lifting_channel_ratio),
+            "projection_channel_ratio": float(projection_channel_ratio),
+            "activation": activation,
+            "norm": norm,
+            "use_channel_mlp": bool(use_channel_mlp),
+            "channel_mlp_expansion": float(channel_mlp_expansion),
+            "channel_mlp_skip": channel_mlp_skip,
+            "skip": skip,
+            "conv_bias": bool(conv_bias),
+        }
+
+    def block_shapes(self, nlat: int, nlon: int) -> list[tuple[int, int]]:
+        """Output grid shape of every block for an ``nlat x nlon`` input."""
+        if not self.resamples or self.n_layers == 1:
+            return [(nlat, nlon)] * self.n_layers
+        inner = internal_grid_shape(nlat, nlon, self.internal_scale)
+        return [inner] * (self.n_layers - 1) + [(nlat, nlon)]
+
+    def lift(self, x: torch.Tensor) -> torch.Tensor:
+        """Positional embedding and lifting on the input grid."""
+        if self.positional_embedding is not None:
+            x = self.positional_embedding(x)
+        return self.lifting(x)
+
+    def forward_blocks(self, x: torch.Tensor, shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """The spherical blocks (override to add local terms); ``shapes``: per-block outputs."""
+        for block, shape in zip(self.blocks, shapes, strict=True):
+            x = block(x, output_shape=shape)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the operator.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape [B, C_in, nlat, nlon]
+            Fields on a ``grid`` latitude-longitude grid (torch-harmonics ordering).
+
+        Returns
+        -------
+        torch.Tensor, shape [B, C_out, nlat, nlon]
+        """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"x must have shape [B, {self.in_channels}, nlat, nlon], got {tuple(x.shape)}"
+            )
+        h = self.forward_blocks(self.lift(x), self.block_shapes(x.shape[2], x.shape[3]))
+        return self.projection(h)

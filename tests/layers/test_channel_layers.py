@@ -1,0 +1,86 @@
+"""Pointwise layers: channel MLP, skip connections, normalizations, positional embeddings."""
+
+import pytest
+import torch
+
+from geo_neuralop.geometry import sphere_grid
+from geo_neuralop.layers import (
+    ChannelMLP,
+    GridEmbedding,
+    PointwiseLinear,
+    SoftGating,
+    SphereEmbedding,
+    skip_connection,
+)
+from geo_neuralop.layers.normalization import ChannelLayerNorm, get_norm
+
+
+def test_pointwise_linear_acts_at_every_point_in_any_dimension():
+    layer = PointwiseLinear(3, 5)
+    with torch.no_grad():
+        layer.bias.normal_()
+    for shape in ((7,), (4, 6), (3, 2, 5), ()):
+        x = torch.randn(2, 3, *shape)
+        expected = torch.einsum("oi,bi...->bo...", layer.weight, x) + layer.bias.view(
+            5, *([1] * len(shape)))
+        torch.testing.assert_close(layer(x), expected)
+
+
+def test_channel_mlp_equals_a_per_point_mlp():
+    mlp = ChannelMLP(3, 2, hidden_channels=8, n_layers=3, activation="tanh")
+    x = torch.randn(2, 3, 5, 4)
+    per_point = x.movedim(1, -1)
+    for layer in mlp.layers:
+        if isinstance(layer, PointwiseLinear):
+            per_point = per_point @ layer.weight.T + layer.bias
+        else:
+            per_point = layer(per_point)
+    torch.testing.assert_close(mlp(x), per_point.movedim(-1, 1))
+
+
+def test_skip_connections():
+    x = torch.randn(2, 4, 6, 6)
+    assert skip_connection(4, 4, "identity")(x) is x
+    assert skip_connection(4, 4, None) is None
+    gate = skip_connection(4, 4, "soft-gating")
+    assert isinstance(gate, SoftGating)
+    with torch.no_grad():
+        gate.weight.copy_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    torch.testing.assert_close(gate(x), x * gate.weight.view(1, 4, 1, 1))
+    assert skip_connection(4, 7, "linear")(x).shape == (2, 7, 6, 6)
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        skip_connection(4, 7, "soft-gating")
+    with pytest.raises(ValueError, match="skip_type"):
+        skip_connection(4, 4, "gated")
+
+
+def test_normalizations():
+    x = torch.randn(3, 4, 5, 6) * 3 + 2
+    inst = get_norm("instance_norm", 4)(x)
+    assert inst.mean(dim=(2, 3)).abs().max() < 1e-5
+    torch.testing.assert_close(inst.var(dim=(2, 3), unbiased=False), torch.ones(3, 4),
+                               atol=1e-3, rtol=0)
+    layer = get_norm("layer_norm", 4)
+    assert isinstance(layer, ChannelLayerNorm)
+    out = layer(x)
+    assert out.mean(dim=1).abs().max() < 1e-5  # per point over the channels
+    assert get_norm(None, 4) is None
+    with pytest.raises(ValueError, match="norm"):
+        get_norm("batch_norm", 4)
+
+
+def test_grid_embedding_uses_the_periodic_grid_convention():
+    emb = GridEmbedding(3, grid_boundaries=[(0.0, 2.0), (-1.0, 1.0), (0.0, 1.0)])
+    out = emb(torch.zeros(2, 1, 4, 5, 2))
+    assert out.shape == (2, 4, 4, 5, 2)
+    torch.testing.assert_close(out[0, 1, :, 0, 0], torch.tensor([0.0, 0.5, 1.0, 1.5]))
+    torch.testing.assert_close(out[1, 2, 0, :, 0], torch.tensor([-1.0, -0.6, -0.2, 0.2, 0.6]))
+    with pytest.raises(ValueError, match="grid_boundaries"):
+        GridEmbedding(2, grid_boundaries=[(0.0, 1.0)])
+
+
+@pytest.mark.parametrize("grid", ["equiangular", "legendre-gauss"])
+def test_sphere_embedding_matches_the_sphere_grid_points(grid):
+    out = SphereEmbedding(grid)(torch.zeros(1, 2, 7, 12, dtype=torch.float64))
+    pos = sphere_grid(7, 12, grid, dtype=torch.float64).pos  # [84, 3]
+    torch.testing.assert_close(out[0, 2:].reshape(3, -1).T, pos)
