@@ -1,5 +1,34 @@
 """Datasets, storage and loaders."""
 
+from geo_neuralop.data.dataset_card import read_card, verify_dataset
+from geo_neuralop.data.generate import GENERATORS, generate_dataset, resolve_parameters
+from geo_neuralop.data.loaders import (
+    AttachKernels,
+    FieldDataset,
+    GridTensorDataset,
+    batch_kernels,
+    load_dataset,
+)
+from geo_neuralop.data.normalizers import FieldNormalizer
 from geo_neuralop.data.predictions import Predictions, load_predictions, save_predictions
+from geo_neuralop.data.storage import DatasetError, Trajectory, read_trajectory
 
-__all__ = ["Predictions", "load_predictions", "save_predictions"]
+__all__ = [
+    "GENERATORS",
+    "AttachKernels",
+    "DatasetError",
+    "FieldDataset",
+    "FieldNormalizer",
+    "GridTensorDataset",
+    "Predictions",
+    "Trajectory",
+    "batch_kernels",
+    "generate_dataset",
+    "load_dataset",
+    "load_predictions",
+    "read_card",
+    "read_trajectory",
+    "resolve_parameters",
+    "save_predictions",
+    "verify_dataset",
+]
