@@ -24,6 +24,7 @@ import torch
 from geo_neuralop.geometry.grids import regular_grid
 from geo_neuralop.kernels.basis import FilterBasis
 from geo_neuralop.kernels.disco import MEAN_NORMALIZATION_EPS, local_polar
+from geo_neuralop.layers.spectral_conv import contract_channels
 
 __all__ = ["GridDiscoStencil", "grid_disco_forward"]
 
@@ -135,10 +136,34 @@ def grid_disco_forward(x: torch.Tensor, stencil: GridDiscoStencil, weight: torch
     """A DISCO layer on a grid: ``x [B, C_in, *shape] -> [B, C_out, *shape]``.
 
     ``weight [C_out, C_in / groups, K]`` and ``bias [C_out]`` are those of a
-    :class:`~geo_neuralop.layers.DiscoConv`.
+    :class:`~geo_neuralop.layers.DiscoConv`. With "none" or "mean" normalization
+    (one scale per basis function) the weights are contracted with the stencil
+    spectra first (one complex channel contraction per frequency, as in FNO), so
+    only ``C_out`` inverse FFTs are needed instead of ``C_in * K``; "nodal"
+    scales vary in space, and grouped weights, take the general path.
     """
     b, c_in = x.shape[:2]
     c_out, per_group, k = weight.shape
+    nd = len(stencil.shape)
+    if stencil.normalization != "nodal" and groups == 1:
+        if tuple(x.shape[2:]) != stencil.shape:
+            raise ValueError(f"x has grid {tuple(x.shape[2:])}, the stencil was built for "
+                             f"{stencil.shape}")
+        complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+        spectrum = stencil.spectrum.to(complex_dtype)  # [K, *fft]
+        fshape = spectrum.shape[1:]
+        spec = spectrum.reshape(k, -1).T  # [F, K]
+        # kernel multipliers [F, C_in, C_out] from real weights (scaled per basis function)
+        w = (weight * stencil.inv_scale.to(x.dtype).reshape(1, 1, k)).permute(2, 1, 0)
+        w = w.reshape(k, c_in * c_out)
+        kern = torch.complex(spec.real @ w, spec.imag @ w).reshape(*fshape, c_in, c_out)
+        fdims = tuple(range(2, 2 + nd))
+        x_hat = torch.fft.rfftn(x * stencil.weights.to(x.dtype), s=stencil.fft_shape, dim=fdims)
+        y = torch.fft.irfftn(contract_channels(x_hat, kern), s=stencil.fft_shape, dim=fdims)
+        y = y[(Ellipsis,) + tuple(slice(0, n) for n in stencil.shape)]
+        if bias is not None:
+            y = y + bias.reshape(1, -1, *([1] * nd))
+        return y
     responses = stencil.apply(x)  # [B, C_in, K, *shape]
     spatial = responses.shape[3:]
     r = responses.reshape(b, groups, per_group, k, -1)

@@ -11,12 +11,14 @@ from geo_neuralop.layers.grid_disco_conv import GridDiscoStencil, grid_disco_for
 @pytest.mark.parametrize("periodic", [True, False, (True, False)], ids=["periodic", "bounded",
                                                                          "mixed"])
 @pytest.mark.parametrize("normalization", ["none", "mean", "nodal"])
-@pytest.mark.parametrize("basis,kernel_shape", [("piecewise_linear", (3, 4)), ("morlet", (2, 2))])
-def test_fft_path_equals_sparse_kernel(periodic, normalization, basis, kernel_shape):
+@pytest.mark.parametrize("basis,kernel_shape,groups", [("piecewise_linear", (3, 4), 1),
+                                                       ("piecewise_linear", (3, 4), 2),
+                                                       ("morlet", (2, 2), 1)])
+def test_fft_path_equals_sparse_kernel(periodic, normalization, basis, kernel_shape, groups):
     torch.manual_seed(0)
     shape, domain = (24, 20), [(0.0, 2.0), (-1.0, 0.5)]
     conv = DiscoConv(4, 6, kernel_shape, basis=basis, radius=0.23, normalization=normalization,
-                     groups=2).double()
+                     groups=groups).double()
     torch.nn.init.normal_(conv.bias)
     flags = [periodic] * 2 if isinstance(periodic, bool) else list(periodic)
     grid = regular_grid(shape, domain, flags, dtype=torch.float64)
