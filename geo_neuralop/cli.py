@@ -20,7 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output-dir", default="outputs/demo",
                       help="folder for the files the demo writes (default: %(default)s)")
+    demo.add_argument("--checks-only", action="store_true",
+                      help="only the quick checks (quadrature, DISCO, differential kernels, "
+                           "a picture); skip data generation, training and evaluation")
     add_generate_parser(sub)
+    add_train_parsers(sub)
 
     render = sub.add_parser(
         "render",
@@ -220,16 +224,170 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollout_steps(text: str) -> int | None:
+    """``--rollout-steps`` values: a non-negative int, or ``all``."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer or 'all', got "
+                                         f"{text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def add_train_parsers(sub) -> None:
+    """The ``train`` and ``evaluate`` subcommands' arguments."""
+    import textwrap
+
+    train = sub.add_parser(
+        "train",
+        help="train a model from a YAML config, then evaluate it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Train the model a YAML config describes (sections data, model, trainer, "
+            "evaluation; see examples/configs/) on a dataset made by `geo-neuralop generate`, "
+            "save checkpoints, metrics and the final model in the run folder, then evaluate it "
+            "on the test split (one-step and rollout errors against the persistence baseline, "
+            "prediction files for `geo-neuralop render`). Config errors are reported with their "
+            "key path. Several processes: torchrun --nproc_per_node 2 -m geo_neuralop.cli train "
+            "CONFIG (trainer.batch_size is the global batch; only rank 0 writes files).", 88),
+        epilog="run folder (--out, default trainer.out_dir or outputs/runs/NAME):\n"
+        "  config.yaml  resolved config     checkpoints/  last.pt, previous.pt, best.pt\n"
+        "  metrics.jsonl, metrics.csv       model.pt      final model (load_model)\n"
+        "  evaluation/metrics.json          evaluation/predictions/*.h5\n\n"
+        "examples:\n"
+        "  geo-neuralop train examples/configs/darcy.yaml\n"
+        "  geo-neuralop train examples/configs/shallow_water.yaml --set trainer.epochs=2 "
+        "--set model.hidden_channels=16\n"
+        "  geo-neuralop train examples/configs/cylinder.yaml --out outputs/runs/cyl --resume",
+    )
+    train.add_argument("config", help="YAML config file")
+    train.add_argument("--out", default=None, metavar="DIR",
+                       help="run folder (default: trainer.out_dir of the config, else "
+                       "outputs/runs/NAME)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in the run folder from its newest checkpoint "
+                       "(exactly, as if never stopped); a finished run is only evaluated again")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start afresh even though the run folder holds checkpoints")
+    train.add_argument("--set", action="append", default=[], dest="overrides",
+                       metavar="KEY.PATH=VALUE",
+                       help="override a config value (repeatable); VALUE is read as YAML, "
+                       "e.g. --set trainer.epochs=5 --set model.n_modes=[12,12]")
+    train.add_argument("--no-eval", action="store_true",
+                       help="skip the evaluation after training")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate a trained model: metrics table and prediction files",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Evaluate a model trained by `geo-neuralop train` on a dataset split: "
+            "one-step errors over every sample and, for time-dependent data, autoregressive "
+            "rollout errors per step, each next to the persistence baseline (the last input "
+            "held constant), in normalized units. Prints a table, writes metrics.json and "
+            "prediction files (physical units) for `geo-neuralop render`. The data may be "
+            "another dataset of the same fields (e.g. a finer grid); the training normalizer "
+            "is used.", 88),
+        epilog="examples:\n"
+        "  geo-neuralop evaluate outputs/runs/shallow_water --rollout-steps 20\n"
+        "  geo-neuralop evaluate outputs/runs/darcy/model.pt --data datasets/darcy_fine "
+        "--split test",
+    )
+    ev.add_argument("checkpoint",
+                    help="run folder (uses checkpoints/best.pt, else last.pt, else model.pt), "
+                    "training checkpoint (.pt) or model.pt")
+    ev.add_argument("--data", default=None, metavar="PATH",
+                    help="dataset folder (default: the dataset the model was trained on)")
+    ev.add_argument("--split", default=None,
+                    help="split to evaluate: train, val or test (default: the config's "
+                    "evaluation.split, test)")
+    ev.add_argument("--rollout-steps", type=_rollout_steps, default=argparse.SUPPRESS,
+                    metavar="N",
+                    help="rollout length in steps, 0 for none, 'all' for as many as the data "
+                    "allows (default: the config's evaluation.rollout_steps)")
+    ev.add_argument("--out", default=None, metavar="DIR",
+                    help="where metrics.json and predictions/ go (default: evaluation/ in the "
+                    "checkpoint's run folder)")
+    ev.add_argument("--device", default=None,
+                    help="auto, cpu, cuda or cuda:I (default: the config's evaluation.device)")
+
+
+def _setup_logging() -> None:
+    import logging
+    import os
+
+    level = logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Implementation of ``geo-neuralop train``."""
+    from geo_neuralop.data import DatasetError
+    from geo_neuralop.training import NonFiniteLossError
+    from geo_neuralop.training.config import ConfigError
+    from geo_neuralop.training.experiment import format_results, run_experiment
+
+    _setup_logging()
+    try:
+        result = run_experiment(args.config, args.out, resume=args.resume,
+                                overrides=args.overrides, overwrite=args.overwrite,
+                                evaluate=False if args.no_eval else None)
+    except (ConfigError, DatasetError, FileNotFoundError) as error:
+        print(f"geo-neuralop train: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:
+        print(f"geo-neuralop train: {error}", file=sys.stderr)
+        return 1
+    if result["rank"] != 0:
+        return 0
+    history = result["history"]
+    if history:
+        last = history[-1]
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                          if k in ("train_loss", "val_loss") and isinstance(v, float))
+        print(f"trained {last['epoch']} epochs in {result['train_time_s']:.1f} s ({shown})")
+    print(f"run folder: {result['out_dir']} (model: {result['model_path']})")
+    if result["evaluation"] is not None:
+        print(format_results(result["evaluation"]))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Implementation of ``geo-neuralop evaluate``."""
+    from geo_neuralop.data import DatasetError
+    from geo_neuralop.training.config import ConfigError
+    from geo_neuralop.training.experiment import evaluate_checkpoint, format_results
+
+    _setup_logging()
+    try:
+        results = evaluate_checkpoint(args.checkpoint, args.data, args.split,
+                                      getattr(args, "rollout_steps", "config"), args.out,
+                                      device=args.device)
+    except (ConfigError, DatasetError, FileNotFoundError, ValueError) as error:
+        print(f"geo-neuralop evaluate: {error}", file=sys.stderr)
+        return 2
+    print(format_results(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from geo_neuralop.demo import run_demo
 
-        return run_demo(args.output_dir)
+        return run_demo(args.output_dir, checks_only=args.checks_only)
     if args.command == "render":
         return run_render(args)
     if args.command == "generate":
         return run_generate(args)
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "evaluate":
+        return run_evaluate(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones
 
 

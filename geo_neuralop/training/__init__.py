@@ -7,6 +7,7 @@ from geo_neuralop.training.checkpointing import (
     restore_rng_state,
     save_checkpoint,
 )
+from geo_neuralop.training.config import ConfigError, load_config, validate_config
 from geo_neuralop.training.distributed import (
     DistributedInfo,
     ResumableDistributedSampler,
@@ -20,6 +21,11 @@ from geo_neuralop.training.distributed import (
     is_main_process,
     unwrap_model,
     wrap_model,
+)
+from geo_neuralop.training.experiment import (
+    evaluate_checkpoint,
+    load_trained_model,
+    run_experiment,
 )
 from geo_neuralop.training.losses import (
     H1Loss,
@@ -44,6 +50,7 @@ from geo_neuralop.training.trainer import (
 
 __all__ = [
     "CheckpointManager",
+    "ConfigError",
     "DistributedInfo",
     "H1Loss",
     "LpLoss",
@@ -61,6 +68,7 @@ __all__ = [
     "cleanup_distributed",
     "default_batch_fn",
     "error_metrics",
+    "evaluate_checkpoint",
     "get_rank",
     "get_world_size",
     "grid_gradient",
@@ -70,14 +78,18 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "load_checkpoint",
+    "load_config",
+    "load_trained_model",
     "lp_error",
     "move_to_device",
     "read_jsonl",
     "restore_rng_state",
     "rollout",
+    "run_experiment",
     "save_checkpoint",
     "sphere_gradient_sq_norm",
     "sphere_quadrature_weights",
     "unwrap_model",
+    "validate_config",
     "wrap_model",
 ]

@@ -468,10 +468,11 @@ class Trainer:
     Examples
     --------
     >>> import tempfile, torch
+    >>> _ = torch.manual_seed(0)
     >>> from torch.utils.data import TensorDataset
     >>> x = torch.randn(32, 3)
     >>> data = TensorDataset(x, x @ torch.tensor([[1.0], [2.0], [-1.0]]))
-    >>> cfg = TrainerConfig(epochs=2, batch_size=8, lr=1e-2, out_dir=tempfile.mkdtemp(),
+    >>> cfg = TrainerConfig(epochs=2, batch_size=8, lr=5e-2, out_dir=tempfile.mkdtemp(),
     ...                     progress=False)
     >>> history = Trainer(torch.nn.Linear(3, 1), data, data, config=cfg).fit()
     >>> [r["epoch"] for r in history], history[-1]["train_loss"] < history[0]["train_loss"]

@@ -49,12 +49,12 @@ def _plotter(shape: tuple[int, int], window_size: tuple[int, int], off_screen: b
 
 
 def _add_panel(plotter, surface, scalars, name, clim, cmap, title, show_edges, bar_title,
-               font_size=11, n_labels=5):
+               font_size=11, n_labels=5, smooth_shading=False):
     mesh = surface.copy(deep=False)
     mesh.point_data[name] = scalars
     plotter.add_mesh(
         mesh, scalars=name, clim=clim, cmap=cmap, nan_color=NAN_COLOR, show_edges=show_edges,
-        edge_color="gray", line_width=0.5, lighting=True,
+        edge_color="gray", line_width=0.5, lighting=True, smooth_shading=smooth_shading,
         scalar_bar_args={"title": bar_title, "vertical": False, "position_x": 0.2,
                          "position_y": 0.02, "width": 0.6, "height": 0.08,
                          "color": "black", "title_font_size": font_size + 2,
@@ -220,7 +220,7 @@ def render_sphere_comparison(
             plotter.subplot(r, k)
             _add_panel(plotter, surface, values, f"panel{r}_{k}", clim, cm, title, show_edges,
                        bar + " " * r,  # pyvista merges colour bars of equal title
-                       font_size=font_size, n_labels=3)
+                       font_size=font_size, n_labels=3, smooth_shading=True)
             if k == 0 and rows > 1:
                 plotter.add_text(f"view {lon:.0f}°E {lat:.0f}°N", position="upper_left",
                                  font_size=font_size - 2, color="gray")
