@@ -87,6 +87,7 @@ def run_pipeline(output_dir: Path, workers: int = 2, can_render: bool = True,
         ``beats_persistence`` and ``pictures``.
     """
     from geo_neuralop.data import generate_dataset
+    from geo_neuralop.training.config import ConfigError
     from geo_neuralop.training.experiment import run_experiment
 
     summary: dict[str, Any] = {}
@@ -102,7 +103,13 @@ def run_pipeline(output_dir: Path, workers: int = 2, can_render: bool = True,
         run_dir = output_dir / "runs" / name
         start = time.perf_counter()
         resume = (run_dir / "model.pt").exists() or any(run_dir.glob("checkpoints/*.pt"))
-        result = run_experiment(config_fn(data), run_dir, resume=resume)
+        try:
+            result = run_experiment(config_fn(data), run_dir, resume=resume)
+        except ConfigError as error:  # an earlier demo version's run: start this one afresh
+            if not resume:
+                raise
+            log(f"[{name}] earlier run has other settings ({error}); training afresh")
+            result = run_experiment(config_fn(data), run_dir, overwrite=True)
         run_s = time.perf_counter() - start
         evaluation = result["evaluation"] or {}
         one = evaluation.get("one_step") or {}
