@@ -216,7 +216,10 @@ class NavierStokesSolver:
         ``ramp_time`` is 0) that breaks the flow's symmetry so vortex shedding starts
         sooner. 0 (default): no perturbation.
     tol : float
-        Relative residual tolerance of the momentum solves (per velocity component).
+        Relative residual tolerance of the momentum solves (per velocity component,
+        relative to the right-hand side, which is dominated by ``M u / dt``). 1e-5
+        changed the DFG 2D-2 peak forces by less than 1e-5 against 1e-6 and saves
+        about 15% of the solve time.
     refactor_after : int
         The momentum matrix's LU preconditioner is recomputed at the next step when a
         GMRES solve needed more than this many iterations.

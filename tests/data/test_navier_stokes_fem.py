@@ -137,7 +137,9 @@ def test_crank_nicolson_variant_reaches_the_same_steady_state():
         for _ in range(250):
             solver.step()
         forces[scheme] = np.array(solver.forces())
-    np.testing.assert_allclose(forces["cn"], forces["bdf2"], rtol=1e-3)
+    # same Galerkin steady state; the small lift is still settling at t = 5 s
+    assert forces["cn"][0] == pytest.approx(forces["bdf2"][0], rel=1e-4)
+    assert forces["cn"][1] == pytest.approx(forces["bdf2"][1], abs=3e-4)
 
 
 def test_curved_cylinder_improves_drag():
