@@ -461,7 +461,9 @@ def validate_config(raw: Any, source: str | None = None, check_paths: bool = Tru
         errors.append(f"name: expected a name of letters, digits, '_', '-' or '.', got {name!r}")
     out: dict[str, Any] = {"name": name}
     for section, schema in (("data", DATA_KEYS), ("evaluation", EVALUATION_KEYS)):
-        given = raw.get(section, {} if section == "evaluation" else None)
+        given = raw.get(section)
+        if given is None and section == "evaluation":  # optional; `evaluation:` alone too
+            given = {}
         if given is None:
             errors.append(f"{section}: missing section")
             out[section] = {}

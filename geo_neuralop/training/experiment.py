@@ -1203,16 +1203,16 @@ def format_results(results: Mapping[str, Any], max_rows: int = 12) -> str:
     lines = [f"model {results['model']} on {results['dataset']} [{results['split']}], errors "
              f"in {results['units']} units"]
     one = results["one_step"]
-    base = one.get("persistence") or {}
+    base = one.get("persistence")
     lines.append(f"one-step ({one['samples']} samples)")
-    lines.append(f"  {'metric':<24}{'model':>12}{'persistence':>14}")
+    lines.append(f"  {'metric':<24}{'model':>12}" + (f"{'persistence':>14}" if base else ""))
     names = [n for n in ("rel_l2", "rel_h1", "abs_l2", "abs_h1") if n in one["model"]]
     if len(results.get("fields", [])) > 1:
         names += [f"{n}/{f}" for n in ("rel_l2", "rel_h1") for f in results["fields"]
                   if f"{n}/{f}" in one["model"]]
     for name in names:
-        value = one["model"][name]
-        lines.append(f"  {name:<24}{_fmt(value):>12}{_fmt(base.get(name)):>14}")
+        row = f"  {name:<24}{_fmt(one['model'][name]):>12}"
+        lines.append(row + (f"{_fmt(base.get(name)):>14}" if base else ""))
     roll = results.get("rollout")
     if roll:
         start = f" from frame {roll['start_frame']}" if roll.get("start_frame") else ""

@@ -213,6 +213,11 @@ def test_static_darcy_with_fno_and_h1_loss(tmp_path, datasets):
     np.testing.assert_allclose(pred.truth[0, :, 0], truth, rtol=1e-5, atol=1e-7)
     norm = [(v - stats["mean"]) / stats["std"] for v in (pred.prediction[0, :, 0], truth)]
     np.testing.assert_allclose(ev["one_step"]["model"]["rel_l2"], rel_l2(*norm, w), rtol=1e-4)
+    # the final model file alone is enough to evaluate again
+    again = evaluate_checkpoint(tmp_path / "run" / "model.pt", split="val",
+                                out_dir=tmp_path / "again")
+    assert again["checkpoint"] == str(tmp_path / "run" / "model.pt") and again["split"] == "val"
+    assert np.isfinite(again["one_step"]["model"]["rel_h1"])
 
 
 def test_sphere_local_sfno_persistence_and_resume(tmp_path, datasets):
