@@ -112,6 +112,7 @@ INPUT_NOTES = {
 
 GRID_MODELS = {
     "LocalNO (ours)": "DISCO r = 1/16 of the domain, rebuilt for each grid",
+    "LocalNO (ours, no differential)": "diff_layers=False: spectral + DISCO",
     "FNO (ours)": "reference: spectral only; (x, y) embedding",
     "FNO (ours, no embedding)": "positional_embedding=None",
     "LocalNO (neuraloperator, default radius)": "DISCO stencil 3 × 3 cells, built for 64²",
@@ -136,10 +137,11 @@ def grid_model(name: str) -> torch.nn.Module:
                 (getattr(weight, "tensor", weight)).zero_()
         return model
     torch.manual_seed(0)
-    if name == "LocalNO (ours)":
+    if name.startswith("LocalNO (ours"):
         from geo_neuralop.models import LocalNO
 
-        return _double(LocalNO(1, 1, n_modes=(16, 16), hidden_channels=HIDDEN, n_layers=LAYERS))
+        return _double(LocalNO(1, 1, n_modes=(16, 16), hidden_channels=HIDDEN, n_layers=LAYERS,
+                               diff_layers="no differential" not in name))
     if name.startswith("FNO (ours"):
         from geo_neuralop.models import FNO
 
