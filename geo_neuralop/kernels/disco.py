@@ -117,6 +117,10 @@ def _csr(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, shape: tupl
     rows, cols, vals = rows[order], cols[order], vals[order]
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+    # 32-bit indices where they fit: the sparse BLAS works on them directly, while 64-bit
+    # indices are converted on every product (a copy of the whole index array each call)
+    if max(shape) < 2**31 - 1 and len(vals) < 2**31 - 1:
+        crow, cols = crow.to(torch.int32), cols.to(torch.int32)
     with warnings.catch_warnings():  # "CSR support is in beta": the ops used here are stable
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(crow, cols, vals, size=shape, check_invariants=False)

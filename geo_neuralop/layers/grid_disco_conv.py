@@ -24,9 +24,8 @@ import torch
 from geo_neuralop.geometry.grids import regular_grid
 from geo_neuralop.kernels.basis import FilterBasis
 from geo_neuralop.kernels.disco import MEAN_NORMALIZATION_EPS, local_polar
-from geo_neuralop.layers.spectral_conv import contract_channels
 
-__all__ = ["GridDiscoStencil", "grid_disco_forward"]
+__all__ = ["GridDiscoStencil", "grid_disco_forward", "grid_disco_spectrum"]
 
 
 class GridDiscoStencil:
@@ -106,6 +105,17 @@ class GridDiscoStencil:
         self.inv_scale = torch.where(positive, 1.0 / scale, torch.zeros_like(scale)).to(
             dtype=dtype, device=device)
         self.dims = dims
+        self._spectra: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def spectra(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stencil spectra ``[K, *fft]`` and their conjugates (materialized) in the
+        complex ``dtype``, cached."""
+        cached = self._spectra.get(dtype)
+        if cached is None:
+            spectrum = self.spectrum.to(dtype)
+            cached = (spectrum, spectrum.conj().resolve_conj())
+            self._spectra[dtype] = cached
+        return cached
 
     def _correlate(self, field: torch.Tensor, spectrum: torch.Tensor, dims) -> torch.Tensor:
         """Correlate ``field [..., *shape]`` with stencils whose spectra are ``[K, *fft]``."""
@@ -131,35 +141,118 @@ class GridDiscoStencil:
         return responses * inv
 
 
+class _WeightedBasisSum(torch.autograd.Function):
+    """``y[b, g, o, f] = sum_k m[b, g, k, o, f] s[k, f]`` (complex), with a hand-written
+    backward ``dm = dy conj(s)``: torch's broadcast multiply-then-sum over ``k`` and its
+    autograd backward are 2.5x slower. ``s`` is a constant (no gradient)."""
+
+    @staticmethod
+    def forward(ctx, mixed: torch.Tensor, spectrum: torch.Tensor,
+                spectrum_conj: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(spectrum_conj)
+        out = mixed[:, :, 0] * spectrum[0]
+        for k in range(1, mixed.shape[2]):
+            out.addcmul_(mixed[:, :, k], spectrum[k])
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (spectrum_conj,) = ctx.saved_tensors
+        return grad.unsqueeze(2) * spectrum_conj, None, None
+
+
+def _basis_multipliers(x_hat: torch.Tensor, stencil: GridDiscoStencil, weight: torch.Tensor,
+                       groups: int, scale: float) -> torch.Tensor:
+    """``y_hat = scale sum_k psi_hat_k (W_k / s_k) x_hat``: ``[B, C_in, *fft] -> [B, C_out, *fft]``
+    (complex), one real matrix product and a multiply-and-sum over ``k``."""
+    b = x_hat.shape[0]
+    c_out, per_group, k = weight.shape
+    real_dtype = x_hat.real.dtype
+    complex_dtype = x_hat.dtype
+    fshape = x_hat.shape[2:]
+    n_freq = math.prod(fshape)
+    x_real = torch.view_as_real(x_hat).reshape(b, groups, per_group, 2 * n_freq)
+    # [G, K (C_out / G), C_in / G]: one real mixing matrix per basis function, k outer so
+    # that the sum over k below reduces a non-innermost axis (5x faster than the inner one)
+    w = weight.to(real_dtype) * (scale * stencil.inv_scale.to(real_dtype).reshape(1, 1, k))
+    w = w.reshape(groups, c_out // groups, per_group, k).permute(0, 3, 1, 2)
+    w = w.reshape(groups, k * (c_out // groups), per_group)
+    mixed = torch.matmul(w, x_real)  # [B, G, K (C_out / G), 2F]
+    mixed = torch.view_as_complex(mixed.reshape(b, groups, k, c_out // groups, n_freq, 2))
+    spectrum, spectrum_conj = stencil.spectra(complex_dtype)
+    y_hat = _WeightedBasisSum.apply(mixed, spectrum.reshape(k, 1, n_freq),
+                                    spectrum_conj.reshape(k, 1, n_freq))
+    return y_hat.reshape(b, c_out, *fshape)
+
+
+def grid_disco_spectrum(x_hat: torch.Tensor, stencil: GridDiscoStencil,
+                        weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """The DISCO layer as a Fourier multiplier, to share the FFTs of a spectral convolution.
+
+    On a fully periodic grid the quadrature weight ``w_0`` is the same at every
+    point and the FFT size is the grid, so ``grid_disco_forward(x)`` (no bias)
+    equals ``irfftn(grid_disco_spectrum(rfftn(x, norm="forward")), norm="forward")``.
+
+    Parameters
+    ----------
+    x_hat : torch.Tensor, complex, shape [B, C_in, n_1, ..., n_d // 2 + 1]
+        ``torch.fft.rfftn(x, norm="forward")`` over the grid axes.
+    stencil : GridDiscoStencil
+        Built for a grid with every axis periodic and "none" or "mean" normalization.
+    weight : torch.Tensor, shape [C_out, C_in / groups, K]
+    groups : int
+
+    Returns
+    -------
+    torch.Tensor, complex, shape [B, C_out, n_1, ..., n_d // 2 + 1]
+    """
+    if not all(stencil.periodic) or stencil.normalization == "nodal":
+        raise ValueError("grid_disco_spectrum needs a stencil on a fully periodic grid with "
+                         f"'none' or 'mean' normalization, got periodic={stencil.periodic}, "
+                         f"normalization={stencil.normalization!r}")
+    rfft_shape = (*stencil.shape[:-1], stencil.shape[-1] // 2 + 1)
+    if tuple(x_hat.shape[2:]) != rfft_shape or not x_hat.is_complex():
+        raise ValueError(f"x_hat must be a complex rfftn of the stencil's grid {stencil.shape}, "
+                         f"shape [B, C, *{rfft_shape}], got {tuple(x_hat.shape)} "
+                         f"{x_hat.dtype}")
+    if x_hat.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"x_hat has {x_hat.shape[1]} channels, the weight expects "
+                         f"{weight.shape[1] * groups}")
+    w0 = float(stencil.weights.flatten()[0])
+    return _basis_multipliers(x_hat, stencil, weight, groups, w0)
+
+
 def grid_disco_forward(x: torch.Tensor, stencil: GridDiscoStencil, weight: torch.Tensor,
                        groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
     """A DISCO layer on a grid: ``x [B, C_in, *shape] -> [B, C_out, *shape]``.
 
     ``weight [C_out, C_in / groups, K]`` and ``bias [C_out]`` are those of a
     :class:`~geo_neuralop.layers.DiscoConv`. With "none" or "mean" normalization
-    (one scale per basis function) the weights are contracted with the stencil
-    spectra first (one complex channel contraction per frequency, as in FNO), so
-    only ``C_out`` inverse FFTs are needed instead of ``C_in * K``; "nodal"
-    scales vary in space, and grouped weights, take the general path.
+    (one scale per basis function) the layer is a sum of ``K`` Fourier
+    multipliers with real channel-mixing matrices,
+    ``y_hat(f) = sum_k psi_hat_k(f) W_k x_hat(f)``; it is evaluated as one real
+    matrix product of ``[C_out K, C_in]`` with the (real and imaginary parts of
+    the) spectrum of ``x``, then a multiply-and-sum over ``k``, so it costs two
+    FFTs per channel and no complex per-frequency matrices (2.5x faster than
+    contracting ``[F, C_in, C_out]`` complex kernels, forward + backward at
+    64^2). "nodal" scales vary in space and take the general path (``C_in K``
+    inverse FFTs).
     """
     b, c_in = x.shape[:2]
     c_out, per_group, k = weight.shape
     nd = len(stencil.shape)
-    if stencil.normalization != "nodal" and groups == 1:
+    if c_in != per_group * groups:
+        raise ValueError(f"x has {c_in} channels, the weight expects {per_group * groups} "
+                         f"({groups} groups of {per_group})")
+    if stencil.normalization != "nodal":
         if tuple(x.shape[2:]) != stencil.shape:
             raise ValueError(f"x has grid {tuple(x.shape[2:])}, the stencil was built for "
                              f"{stencil.shape}")
-        complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        spectrum = stencil.spectrum.to(complex_dtype)  # [K, *fft]
-        fshape = spectrum.shape[1:]
-        spec = spectrum.reshape(k, -1).T  # [F, K]
-        # kernel multipliers [F, C_in, C_out] from real weights (scaled per basis function)
-        w = (weight * stencil.inv_scale.to(x.dtype).reshape(1, 1, k)).permute(2, 1, 0)
-        w = w.reshape(k, c_in * c_out)
-        kern = torch.complex(spec.real @ w, spec.imag @ w).reshape(*fshape, c_in, c_out)
         fdims = tuple(range(2, 2 + nd))
         x_hat = torch.fft.rfftn(x * stencil.weights.to(x.dtype), s=stencil.fft_shape, dim=fdims)
-        y = torch.fft.irfftn(contract_channels(x_hat, kern), s=stencil.fft_shape, dim=fdims)
+        y_hat = _basis_multipliers(x_hat, stencil, weight, groups, 1.0)
+        y = torch.fft.irfftn(y_hat, s=stencil.fft_shape, dim=fdims)
         y = y[(Ellipsis,) + tuple(slice(0, n) for n in stencil.shape)]
         if bias is not None:
             y = y + bias.reshape(1, -1, *([1] * nd))

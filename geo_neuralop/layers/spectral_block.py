@@ -18,7 +18,7 @@ The convolution must accept ``conv(x, output_shape=None)`` and provide
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -113,6 +113,7 @@ class SpectralBlock(nn.Module):
         x: torch.Tensor,
         extra: torch.Tensor | Sequence[torch.Tensor] | None = None,
         output_shape: Sequence[int] | None = None,
+        spectrum_terms: Sequence[Callable[[torch.Tensor], torch.Tensor]] | None = None,
     ) -> torch.Tensor:
         """Apply the block.
 
@@ -124,12 +125,19 @@ class SpectralBlock(nn.Module):
             before the normalization, skip and activation.
         output_shape : sequence of int, optional
             Output grid (default: the input grid); passed to the convolution.
+        spectrum_terms : sequence of callables, optional
+            Fourier multipliers sharing the convolution's FFTs (see
+            :meth:`geo_neuralop.layers.SpectralConv.forward`); only for grid
+            spectral convolutions.
 
         Returns
         -------
         torch.Tensor, shape [B, C_out, *out_grid]
         """
-        y = self.conv(x, output_shape=output_shape)
+        if spectrum_terms:
+            y = self.conv(x, output_shape=output_shape, spectrum_terms=spectrum_terms)
+        else:
+            y = self.conv(x, output_shape=output_shape)
         if extra is not None:
             terms = [extra] if isinstance(extra, torch.Tensor) else list(extra)
             for i, term in enumerate(terms):

@@ -35,7 +35,7 @@ takes it out of an ``rfftn`` result, :func:`spectral_pad` puts it back into an
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -340,7 +340,9 @@ class FourierConvBase(nn.Module):
             return x
         return resample_periodic(x, self._output_shape(x, output_shape))
 
-    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None,
+                spectrum_terms: Sequence[Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                ) -> torch.Tensor:
         """Apply the convolution.
 
         Parameters
@@ -350,6 +352,13 @@ class FourierConvBase(nn.Module):
         output_shape : sequence of int, optional
             Grid of the output (default: the input grid); the result is the
             continuous output sampled there.
+        spectrum_terms : sequence of callables, optional
+            Further Fourier multipliers sharing this layer's two FFTs (e.g.
+            :func:`~geo_neuralop.layers.grid_disco_conv.grid_disco_spectrum`):
+            each maps the full ``rfftn(x, norm="forward")`` ``[B, C_in, n_1, ...,
+            n_d // 2 + 1]`` to a spectrum of the same grid with ``C_out``
+            channels, added before the inverse FFT. Needs ``output_shape`` equal
+            to the input grid.
 
         Returns
         -------
@@ -362,12 +371,22 @@ class FourierConvBase(nn.Module):
         if dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # FFTs of arbitrary sizes need single precision
         dims = tuple(range(-self.n_dim, 0))
+        if spectrum_terms and out_shape != in_shape:
+            raise ValueError(f"spectrum_terms need the output grid to equal the input grid "
+                             f"{in_shape}, got output_shape {out_shape}")
         kept = kept_frequencies(self.max_freq, in_shape, out_shape)
-        x_hat = spectral_crop(torch.fft.rfftn(x, dim=dims, norm="forward"), kept, in_shape)
+        x_full = torch.fft.rfftn(x, dim=dims, norm="forward")
+        x_hat = spectral_crop(x_full, kept, in_shape)
         weight = self.spectral_weight(kept).to(x_hat.dtype)
-        y_hat = contract_channels(x_hat, weight)
-        y = torch.fft.irfftn(spectral_pad(y_hat, kept, out_shape), s=out_shape, dim=dims,
-                             norm="forward")
+        y_hat = spectral_pad(contract_channels(x_hat, weight), kept, out_shape)
+        for i, term in enumerate(spectrum_terms or ()):
+            extra = term(x_full)
+            expected = (x.shape[0], self.out_channels, *x_full.shape[2:])
+            if tuple(extra.shape) != expected:
+                raise ValueError(f"spectrum_terms[{i}] returned shape {tuple(extra.shape)}, "
+                                 f"expected {expected}")
+            y_hat = y_hat + extra
+        y = torch.fft.irfftn(y_hat, s=out_shape, dim=dims, norm="forward")
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.to(dtype)

@@ -18,7 +18,7 @@ training grid.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,7 +26,11 @@ from torch import nn
 from geo_neuralop.layers.channel_mlp import ChannelMLP
 from geo_neuralop.layers.differential_conv import GridDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
-from geo_neuralop.layers.grid_disco_conv import GridDiscoStencil, grid_disco_forward
+from geo_neuralop.layers.grid_disco_conv import (
+    GridDiscoStencil,
+    grid_disco_forward,
+    grid_disco_spectrum,
+)
 from geo_neuralop.layers.spectral_conv import SpectralConv, _as_tuple
 from geo_neuralop.models.fno import GridNeuralOperator, _plain_bounds
 from geo_neuralop.models.registry import register_model
@@ -307,14 +311,25 @@ class LocalNO(GridNeuralOperator):
 
     # -------------------------------------------------------------- forward
 
+    def fused_disco(self, index: int, x: torch.Tensor,
+                    output_shape: Sequence[int] | None = None) -> bool:
+        """Whether block ``index`` applies its DISCO term as a Fourier multiplier inside the
+        spectral convolution (sharing its FFTs): every axis periodic, no domain padding, and
+        the block's output on its input grid. Same result as the separate FFT path."""
+        shape = tuple(x.shape[2:])
+        return (self.disco_flags[index] and all(self.periodic) and self.domain_padding == 0.0
+                and (output_shape is None or tuple(output_shape) == shape))
+
     def local_terms(self, index: int, x: torch.Tensor,
-                    output_shape: Sequence[int] | None = None) -> list[torch.Tensor]:
+                    output_shape: Sequence[int] | None = None,
+                    skip_disco: bool = False) -> list[torch.Tensor]:
         """DISCO and differential terms of block ``index`` for hidden fields ``x [B, C, *grid]``,
-        on the grid ``output_shape`` (default: the input grid)."""
+        on the grid ``output_shape`` (default: the input grid); ``skip_disco`` leaves out the
+        DISCO term (when it is fused into the spectral convolution)."""
         shape = tuple(x.shape[2:])
         out_shape = shape if output_shape is None else tuple(output_shape)
         terms = []
-        if self.disco_flags[index]:
+        if self.disco_flags[index] and not skip_disco:
             layer = self.disco[index]
             stencil = self.disco_stencil(shape, x.dtype, x.device)
             terms.append(grid_disco_forward(x, stencil, layer.weight, layer.groups, layer.bias))
@@ -329,8 +344,21 @@ class LocalNO(GridNeuralOperator):
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             shape = output_shape if i == last else None
-            x = block(x, extra=self.local_terms(i, x, shape), output_shape=shape)
+            fused = self.fused_disco(i, x, shape)
+            spectrum_terms = [self._disco_spectrum_term(i, x)] if fused else None
+            x = block(x, extra=self.local_terms(i, x, shape, skip_disco=fused),
+                      output_shape=shape, spectrum_terms=spectrum_terms)
         return x
+
+    def _disco_spectrum_term(self, index: int,
+                             x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        layer = self.disco[index]
+        stencil = self.disco_stencil(tuple(x.shape[2:]), x.dtype, x.device)
+
+        def term(x_hat: torch.Tensor) -> torch.Tensor:
+            return grid_disco_spectrum(x_hat, stencil, layer.weight, layer.groups)
+
+        return term
 
     def _apply(self, fn, recurse: bool = True):
         self._stencils = {}  # stencils follow the model's device and dtype: rebuild lazily

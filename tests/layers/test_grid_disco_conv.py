@@ -58,3 +58,28 @@ def test_bad_stencils():
     stencil = GridDiscoStencil(conv.basis, 0.1, (8, 8), [(0.0, 1.0)] * 2, [True, True])
     with pytest.raises(ValueError, match=r"x has grid \(8, 9\)"):
         stencil.apply(torch.zeros(1, 1, 8, 9))
+
+
+def test_disco_spectrum_shares_the_ffts_of_a_spectral_layer():
+    """``irfftn(grid_disco_spectrum(rfftn(x)))`` equals ``grid_disco_forward(x)`` on a periodic
+    grid, and the function refuses bounded grids, nodal scales and wrong spectra."""
+    from geo_neuralop.layers.grid_disco_conv import grid_disco_spectrum
+
+    torch.manual_seed(4)
+    shape, domain = (18, 14), [(0.0, 3.0), (0.0, 1.0)]
+    conv = DiscoConv(4, 6, (3, 4), radius=0.3, groups=2, bias=False).double()
+    stencil = GridDiscoStencil(conv.basis, conv.radius, shape, domain, [True, True], "mean",
+                               dtype=torch.float64)
+    x = torch.randn(3, 4, *shape, dtype=torch.float64)
+    x_hat = torch.fft.rfftn(x, dim=(2, 3), norm="forward")
+    y = torch.fft.irfftn(grid_disco_spectrum(x_hat, stencil, conv.weight, 2), s=shape,
+                         dim=(2, 3), norm="forward")
+    torch.testing.assert_close(y, grid_disco_forward(x, stencil, conv.weight, 2), rtol=1e-12,
+                               atol=1e-12)
+    bounded = GridDiscoStencil(conv.basis, conv.radius, shape, domain, [True, False])
+    with pytest.raises(ValueError, match="fully periodic grid"):
+        grid_disco_spectrum(x_hat, bounded, conv.weight, 2)
+    with pytest.raises(ValueError, match="x_hat must be a complex rfftn"):
+        grid_disco_spectrum(x_hat[..., :-1], stencil, conv.weight, 2)
+    with pytest.raises(ValueError, match="x_hat has 4 channels, the weight expects 2"):
+        grid_disco_spectrum(x_hat, stencil, conv.weight, 1)

@@ -91,3 +91,26 @@ def test_output_shape_padding_and_errors():
         LocalNO(1, 1, (4, 4), periodic=[True])
     with pytest.raises(ValueError, match="spans more than the periodic axis"):
         LocalNO(1, 1, (4, 4), disco_radius=0.55)(torch.randn(1, 1, 4, 4))
+
+
+def test_fused_disco_equals_separate_path(monkeypatch):
+    """On a periodic grid the DISCO term shares the spectral convolution's FFTs; the model's
+    output and gradients equal those of the separate FFT DISCO path (float64)."""
+    torch.manual_seed(3)
+    model = LocalNO(2, 1, n_modes=(6, 6), hidden_channels=6, n_layers=3, disco_groups=2,
+                    domain=[(0.0, 2.0), (0.0, 1.0)]).double()
+    x = torch.randn(2, 2, 20, 16, dtype=torch.float64)
+    assert model.fused_disco(0, x[:, :1])
+    fused = model(x)
+    g_fused = torch.autograd.grad(fused.square().sum(), list(model.parameters()))
+    monkeypatch.setattr(LocalNO, "fused_disco", lambda self, *args: False)
+    separate = model(x)
+    g_separate = torch.autograd.grad(separate.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(fused, separate, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_fused, g_separate, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # a super-resolved last block and bounded axes take the separate path
+    monkeypatch.undo()
+    assert not model.fused_disco(2, x, output_shape=(40, 32))
+    bounded = LocalNO(1, 1, n_modes=(4, 4), hidden_channels=3, n_layers=1, periodic=False)
+    assert not bounded.fused_disco(0, torch.zeros(1, 3, 9, 9))

@@ -84,3 +84,21 @@ def test_discretization_agnostic_under_refinement():
         w = clouds[nlat].weights.reshape(nlat, -1)
         diffs.append(float((((outs[nlat] - ref) ** 2 * w).sum() / (ref**2 * w).sum()).sqrt()))
     assert diffs[1] < 0.5 * diffs[0] and diffs[1] < 1e-2
+
+
+def test_ring_fft_path_equals_sparse_kernels():
+    """The local terms through longitude FFTs (the default where a block keeps its grid)
+    equal the sparse kernels: outputs and every parameter's gradient, float64."""
+    torch.manual_seed(2)
+    model = LocalSFNO(2, 1, lmax=8, hidden_channels=5, n_layers=2,
+                      disco_radius=math.pi / 7).double()
+    x = torch.randn(2, 2, 16, 32, dtype=torch.float64)
+    results = []
+    for ring in (True, False):
+        model.ring_fft = ring
+        out = model(x)
+        results.append((out, torch.autograd.grad(out.square().sum(), list(model.parameters()))))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-11, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    assert model._rings  # the ring kernels were built and cached
