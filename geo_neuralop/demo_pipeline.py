@@ -20,9 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CYLINDER_DATA = {"n_samples": 6, "params": {"target_vertices": 1200, "n_frames": 40,
+CYLINDER_DATA = {"n_samples": 10, "params": {"target_vertices": 1200, "n_frames": 40,
                                             "reynolds_range": [80.0, 160.0]}}
-SWE_DATA = {"n_samples": 12, "params": {"nlat": 32, "n_frames": 12}}
+SWE_DATA = {"n_samples": 40, "params": {"nlat": 32, "n_frames": 12}}
 
 
 def cylinder_config(data: Path) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def cylinder_config(data: Path) -> dict[str, Any]:
                  "node_types": "auto"},
         "model": {"name": "mesh_no", "residual": True, "latent_shape": [48, 12],
                   "hidden_channels": 24, "n_layers": 3, "processor": "fno", "n_modes": [20, 8]},
-        "trainer": {"epochs": 4, "batch_size": 4, "lr": 3.0e-3, "scheduler": "cosine",
+        "trainer": {"epochs": 15, "batch_size": 4, "lr": 3.0e-3, "scheduler": "cosine",
                     "grad_clip": 1.0, "loss": "rel_l2"},
         "evaluation": {"split": "test", "rollout_steps": 10, "max_trajectories": 1,
                        "prediction_files": 1},
@@ -47,7 +47,7 @@ def swe_config(data: Path) -> dict[str, Any]:
         "data": {"path": str(data), "input_steps": 1, "frame_step": 1},
         "model": {"name": "local_sfno", "residual": True, "lmax": 16, "hidden_channels": 16,
                   "n_layers": 3, "disco_radius": 0.3},
-        "trainer": {"epochs": 5, "batch_size": 8, "lr": 3.0e-3, "scheduler": "cosine",
+        "trainer": {"epochs": 15, "batch_size": 8, "lr": 3.0e-3, "scheduler": "cosine",
                     "grad_clip": 1.0, "loss": "rel_l2"},
         "evaluation": {"split": "test", "rollout_steps": 8, "max_trajectories": 1,
                        "prediction_files": 1},
