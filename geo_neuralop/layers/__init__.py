@@ -9,6 +9,7 @@ from geo_neuralop.layers.kan import KAN, KANLinear
 from geo_neuralop.layers.skip_connections import SoftGating, skip_connection
 from geo_neuralop.layers.spectral_block import SpectralBlock
 from geo_neuralop.layers.spectral_conv import SpectralConv
+from geo_neuralop.layers.sphere_ring_conv import SphereRingKernel
 from geo_neuralop.layers.spherical_spectral_conv import SphericalSpectralConv
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "SpectralBlock",
     "SpectralConv",
     "SphereEmbedding",
+    "SphereRingKernel",
     "SphericalSpectralConv",
     "skip_connection",
 ]

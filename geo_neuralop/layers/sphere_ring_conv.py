@@ -55,7 +55,8 @@ class SphereRingKernel:
     device : torch.device or str, optional
     check_symmetry : bool
         Verify that every kernel is invariant under longitude shifts (to 1e-9
-        relative), raising ``ValueError`` otherwise. It is for any kernel built
+        relative for float64 kernels, 100 machine epsilons for others), raising
+        ``ValueError`` otherwise. It is for any kernel built
         in the output point's frame on such a grid.
 
     Notes
@@ -86,13 +87,17 @@ class SphereRingKernel:
             # have values ~1e-16 of the others, and which of them the neighbour search keeps
             # varies from one longitude to the next, so they are dropped
             size = values.abs().amax(dim=1)
-            nonzero = size > 1e-12 * float(size.max()) if len(size) else size > 0
+            # tolerances follow the precision the kernel was stored in
+            eps = torch.finfo(kernel.edge_values.dtype).eps if \
+                kernel.edge_values.is_floating_point() else 2.0**-52
+            tiny, tol = max(1e-12, 10 * eps), max(1e-9, 100 * eps)
+            nonzero = size > tiny * float(size.max()) if len(size) else size > 0
             src, dst, values = src[nonzero], dst[nonzero], values[nonzero]
             first = dst % nlon == 0
             rings.append((dst[first] // nlon, src[first] // nlon, src[first] % nlon,
                           values[first]))
             if check_symmetry:
-                _check_ring_symmetry(index, src, dst, values, rings[-1], nlat, nlon)
+                _check_ring_symmetry(index, src, dst, values, rings[-1], nlat, nlon, tol)
         k_total = sum(r[3].shape[1] for r in rings)
         half = 0
         for out_row, in_row, _, _ in rings:
@@ -238,7 +243,8 @@ class _RingBlockProduct(torch.autograd.Function):
 
 
 def _check_ring_symmetry(index: int, src: torch.Tensor, dst: torch.Tensor,
-                         values: torch.Tensor, ring, nlat: int, nlon: int) -> None:
+                         values: torch.Tensor, ring, nlat: int, nlon: int,
+                         tol: float = 1e-9) -> None:
     """Every output point's row equals ring 0's row of its latitude, shifted in longitude."""
     out_row, in_row, in_lon, ring_values = ring
     ring_keys = (out_row * nlat + in_row) * nlon + in_lon
@@ -253,7 +259,7 @@ def _check_ring_symmetry(index: int, src: torch.Tensor, dst: torch.Tensor,
     if bool(found.all()) and values.numel():
         error = float((ring_values[position] - values).abs().max())
     scale = float(values.abs().max()) if values.numel() else 1.0
-    if not bool(found.all()) or not torch.equal(counts, ring_counts) or error > 1e-9 * scale:
+    if not bool(found.all()) or not torch.equal(counts, ring_counts) or error > tol * scale:
         raise ValueError(f"kernels[{index}] is not invariant under longitude shifts "
                          f"({int((~found).sum())} edges without a partner in ring 0, max "
                          f"deviation {error:.3g}); it cannot be applied by ring FFTs")

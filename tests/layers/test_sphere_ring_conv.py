@@ -45,8 +45,11 @@ def test_ring_product_equals_sparse_kernels(grid, nlat, nlon, radius, block_rows
 
 
 def test_single_precision_and_one_kernel():
+    """float32 kernels (their symmetry holds to float32 round-off) and one kernel alone."""
     disco, _, kernels = layers_and_kernels(16, 32, "equiangular", math.pi / 6)
-    ring = SphereRingKernel(kernels[:1], 16, 32)
+    cloud = sphere_grid(16, 32, "equiangular", dtype=torch.float64)
+    single = disco.build_kernel(cloud, cloud, dtype=torch.float32)
+    ring = SphereRingKernel([single], 16, 32)
     x = torch.randn(3, 3, 16, 32, dtype=torch.float64)
     out = ring.apply(x.float(), disco.weight.float())
     ref = disco(x.flatten(2).transpose(1, 2), kernels[0]).transpose(1, 2).reshape(3, 4, 16, 32)
