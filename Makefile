@@ -36,6 +36,11 @@ $(STAMP): pyproject.toml
 install-bench:
 	$(MAKE) install EXTRAS=dev,bench
 
+# Quick versions of the peer comparisons (full runs: see benchmarks/README.md).
+bench: install-bench
+	$(PY) benchmarks/models.py --quick
+	$(PY) benchmarks/sphere_ring.py --quick
+
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 

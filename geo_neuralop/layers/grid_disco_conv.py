@@ -132,9 +132,7 @@ class GridDiscoStencil:
         if tuple(x.shape[2:]) != self.shape:
             raise ValueError(f"x has grid {tuple(x.shape[2:])}, the stencil was built for "
                              f"{self.shape}")
-        spectrum = self.spectrum
-        if spectrum.dtype != (torch.complex128 if x.dtype == torch.float64 else torch.complex64):
-            spectrum = spectrum.to(torch.complex128 if x.dtype == torch.float64
+        spectrum, _ = self.spectra(torch.complex128 if x.dtype == torch.float64
                                    else torch.complex64)
         responses = self._correlate(x * self.weights.to(x.dtype), spectrum, self.dims)
         inv = self.inv_scale.to(x.dtype)

@@ -187,7 +187,8 @@ class LocalSFNO(SFNO):
 
         When the block keeps its grid, both terms are applied together through FFTs in
         longitude (:class:`~geo_neuralop.layers.sphere_ring_conv.SphereRingKernel`: the
-        same operator as the sparse kernels, 2.6x faster at 64 x 128) and returned as one
+        same operator as the sparse kernels, 2.8x faster at 64 x 128 in
+        ``benchmarks/sphere_ring.py``) and returned as one
         term; otherwise through the sparse kernels."""
         conv = self.blocks[index].conv
         src = (x.shape[2], x.shape[3], conv.grid)
