@@ -36,7 +36,8 @@ def _step_timing(spin_up_steps: int, windows: int, queue) -> None:
     _single_thread()
     import numpy as np
 
-    from geo_neuralop.data import NavierStokesSolver, cylinder_channel_mesh
+    from geo_neuralop.data.solvers.cylinder_mesh import cylinder_channel_mesh
+    from geo_neuralop.data.solvers.navier_stokes_fem import NavierStokesSolver
 
     mesh = cylinder_channel_mesh()
     solver = NavierStokesSolver(mesh, nu=1e-3, u_max=1.5, dt=0.005, ramp_time=0.25,
@@ -67,7 +68,7 @@ def _step_timing(spin_up_steps: int, windows: int, queue) -> None:
 
 def _trajectory(reynolds: float, n_frames: int, queue) -> None:
     _single_thread()
-    from geo_neuralop.data import simulate_cylinder_flow
+    from geo_neuralop.data.solvers.cylinder_flow import simulate_cylinder_flow
 
     c0, w0 = time.process_time(), time.perf_counter()
     result = simulate_cylinder_flow(reynolds, n_frames=n_frames)

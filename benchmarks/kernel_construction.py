@@ -30,7 +30,7 @@ def ours_grid(n: int):
 
     grid = regular_grid((n, n), dtype=torch.float32)
     radius = 2.0 / (n - 1)
-    return lambda: disco_kernel(grid, kernel_shape=(3, 4), radius=radius, cache=False)
+    return lambda: disco_kernel(grid, kernel_shape=(3, 4), radius=radius)
 
 
 def neuralop_grid(n: int):
@@ -60,7 +60,7 @@ def ours_random(n: int, neighbours: float = 30.0):
     radius = math.sqrt(neighbours / (math.pi * n))
 
     def build():
-        kernel = disco_kernel(cloud, kernel_shape=(5, 4), radius=radius, cache=False)
+        kernel = disco_kernel(cloud, kernel_shape=(5, 4), radius=radius)
         build.edges = kernel.edge_index.shape[1]
 
     return build

@@ -197,23 +197,16 @@ LAYERS_ALONE = {
 def layer_study() -> dict:
     """The local layers of block 0 alone, on a 32-channel input (channel c = the input
     times ``0.5 + c / 31``): the mechanism behind the model-level figures."""
-    from geo_neuralop.layers.grid_disco_conv import grid_disco_forward
-
     ours = grid_model("LocalNO (ours)")
     nop_default = grid_model("LocalNO (neuraloperator, default radius)")
     nop_wide = grid_model("LocalNO (neuraloperator, r = 1/16)")
-
-    def our_disco(x):
-        stencil = ours.disco_stencil(tuple(x.shape[2:]), x.dtype, x.device)
-        layer = ours.disco[0]
-        return grid_disco_forward(x, stencil, layer.weight, layer.groups, layer.bias)
+    our_disco, our_diff = ours.blocks[0].local
 
     layers = {
         "DISCO (ours)": our_disco,
         "DISCO (neuraloperator, default radius)": nop_default.local_no_blocks.local_convs[0],
         "DISCO (neuraloperator, r = 1/16)": nop_wide.local_no_blocks.local_convs[0],
-        "differential (ours)": lambda x: ours.diff[0](
-            x, spacing=ours.grid_spacing(tuple(x.shape[2:]))),
+        "differential (ours)": our_diff,
         # LocalNOBlocks passes grid_width = default_in_shape / n (a relative width)
         "differential (neuraloperator)": lambda x: nop_default.local_no_blocks.differential[0](
             x, TRAIN / x.shape[-1]),

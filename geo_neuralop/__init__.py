@@ -6,6 +6,7 @@ Subpackages: :mod:`geo_neuralop.geometry` (point clouds with quadrature weights)
 :mod:`geo_neuralop.training`, :mod:`geo_neuralop.viz`.
 """
 
+from geo_neuralop._version import __version__
 from geo_neuralop.geometry import (
     PointCloud,
     fibonacci_sphere,
@@ -15,8 +16,6 @@ from geo_neuralop.geometry import (
     sphere_grid,
     to_mesh,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "PointCloud",

@@ -56,81 +56,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_render(args: argparse.Namespace) -> int:
     """Implementation of ``geo-neuralop render``; prints every file written and its time."""
-    import time
     from pathlib import Path
 
-    import numpy as np
-
     from geo_neuralop.data import load_predictions
-    from geo_neuralop.viz import (
-        animate_rollout,
-        plot_sphere_maps,
-        render_mesh_comparison,
-        render_sphere_comparison,
-        write_vtu_series,
-        write_xdmf_series,
-    )
+    from geo_neuralop.viz import render_predictions
 
     try:
         data = load_predictions(args.predictions)
     except (FileNotFoundError, ValueError) as error:
         print(f"geo-neuralop render: {error}", file=sys.stderr)
         return 2
-    field = args.field or data.field_names[0]
-    if field not in data.field_names:
-        print(f"geo-neuralop render: unknown field {field!r}; the file has {data.field_names}",
-              file=sys.stderr)
-        return 2
-    frames = data.truth.shape[0]
-    if not -frames <= args.frame < frames:
-        print(f"geo-neuralop render: frame {args.frame} is out of range for {frames} frames",
-              file=sys.stderr)
-        return 2
-    frame = args.frame % frames
     out = Path(args.output_dir) if args.output_dir else Path(args.predictions).parent
-    out.mkdir(parents=True, exist_ok=True)
-    stem = Path(args.predictions).stem
-    truth, prediction = data.field(field)
-    written = []
 
-    def record(path, start):
-        written.append((path, time.perf_counter() - start))
-        print(f"wrote {path}  ({written[-1][1]:.2f} s)", flush=True)
+    def report(path: Path, seconds: float) -> None:
+        print(f"wrote {path}  ({seconds:.2f} s)", flush=True)
 
-    start = time.perf_counter()
-    picture = out / f"{stem}_{field}_frame{frame:04d}.png"
-    if data.cloud.manifold == "sphere":
-        render_sphere_comparison(data.cloud, truth[frame], prediction[frame], picture,
-                                 field=field, show_edges=args.show_edges, show=args.show)
-    else:
-        render_mesh_comparison(data.cloud, truth[frame], prediction[frame], picture,
-                               field=field, show_edges=args.show_edges, show=args.show)
-    record(picture, start)
-    if args.map:
-        if data.cloud.manifold != "sphere":
-            print("geo-neuralop render: --map applies to sphere data only", file=sys.stderr)
-            return 2
-        start = time.perf_counter()
-        path = plot_sphere_maps(data.cloud, truth[frame], prediction[frame],
-                                out / f"{stem}_{field}_map{frame:04d}.png", field=field)
-        record(path, start)
-    if args.animate:
-        start = time.perf_counter()
-        path = animate_rollout(data.cloud, truth, prediction,
-                               out / f"{stem}_{field}.{args.animate}", field=field,
-                               fps=args.fps, times=data.times)
-        record(path, start)
-    fields = {}
-    for c, name in enumerate(data.field_names):
-        fields[f"{name}_truth"] = data.truth[:, :, c]
-        fields[f"{name}_prediction"] = data.prediction[:, :, c]
-        fields[f"{name}_error"] = np.abs(data.prediction[:, :, c] - data.truth[:, :, c])
-    if args.vtu:
-        start = time.perf_counter()
-        record(write_vtu_series(data.cloud, fields, out / f"{stem}_vtu", stem, data.times), start)
-    if args.xdmf:
-        start = time.perf_counter()
-        record(write_xdmf_series(data.cloud, fields, out / f"{stem}.xdmf", data.times), start)
+    try:
+        render_predictions(data, out, Path(args.predictions).stem, field=args.field,
+                           frame=args.frame, sphere_map=args.map, animation=args.animate,
+                           fps=args.fps, vtu=args.vtu, xdmf=args.xdmf,
+                           show_edges=args.show_edges, show=args.show, on_written=report)
+    except ValueError as error:
+        print(f"geo-neuralop render: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -327,9 +275,10 @@ def _setup_logging() -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Implementation of ``geo-neuralop train``."""
     from geo_neuralop.data import DatasetError
-    from geo_neuralop.training import NonFiniteLossError
     from geo_neuralop.training.config import ConfigError
-    from geo_neuralop.training.experiment import format_results, run_experiment
+    from geo_neuralop.training.evaluation import format_results
+    from geo_neuralop.training.experiment import run_experiment
+    from geo_neuralop.training.trainer import NonFiniteLossError
 
     _setup_logging()
     try:
@@ -360,7 +309,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Implementation of ``geo-neuralop evaluate``."""
     from geo_neuralop.data import DatasetError
     from geo_neuralop.training.config import ConfigError
-    from geo_neuralop.training.experiment import evaluate_checkpoint, format_results
+    from geo_neuralop.training.evaluation import evaluate_checkpoint, format_results
 
     _setup_logging()
     try:

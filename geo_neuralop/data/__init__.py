@@ -1,41 +1,25 @@
-"""Datasets, storage and loaders."""
+"""Datasets: generation (resumable, parallel), storage with dataset cards, loaders,
+normalizers, prediction files and sample transforms. The solvers live in
+:mod:`geo_neuralop.data.solvers`."""
 
-from geo_neuralop.data.cylinder_flow import (
-    CylinderFlowResult,
-    shedding_statistics,
-    simulate_cylinder_flow,
-    to_point_cloud,
-)
-from geo_neuralop.data.cylinder_mesh import CylinderMesh, cylinder_channel_mesh
 from geo_neuralop.data.dataset_card import read_card, verify_dataset
 from geo_neuralop.data.generate import GENERATORS, generate_dataset, resolve_parameters
-from geo_neuralop.data.loaders import (
-    AttachKernels,
-    FieldDataset,
-    GridTensorDataset,
-    batch_kernels,
-    load_dataset,
-)
-from geo_neuralop.data.navier_stokes_fem import NavierStokesSolver, SolverDivergedError
+from geo_neuralop.data.loaders import FieldDataset, GridTensorDataset, load_dataset
 from geo_neuralop.data.normalizers import FieldNormalizer
 from geo_neuralop.data.predictions import Predictions, load_predictions, save_predictions
 from geo_neuralop.data.storage import DatasetError, Trajectory, read_trajectory
+from geo_neuralop.data.transforms import AttachKernels, batch_kernels
 
 __all__ = [
     "GENERATORS",
     "AttachKernels",
-    "CylinderFlowResult",
-    "CylinderMesh",
     "DatasetError",
     "FieldDataset",
     "FieldNormalizer",
     "GridTensorDataset",
-    "NavierStokesSolver",
     "Predictions",
-    "SolverDivergedError",
     "Trajectory",
     "batch_kernels",
-    "cylinder_channel_mesh",
     "generate_dataset",
     "load_dataset",
     "load_predictions",
@@ -43,8 +27,5 @@ __all__ = [
     "read_trajectory",
     "resolve_parameters",
     "save_predictions",
-    "shedding_statistics",
-    "simulate_cylinder_flow",
-    "to_point_cloud",
     "verify_dataset",
 ]

@@ -58,10 +58,10 @@ def code_version() -> dict:
     import scipy
     import torch
 
-    import geo_neuralop
+    from geo_neuralop import _version
 
-    info: dict = {"geo_neuralop": geo_neuralop.__version__}
-    root = Path(geo_neuralop.__file__).resolve().parent.parent
+    info: dict = {"geo_neuralop": _version.__version__}
+    root = Path(_version.__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
                                 capture_output=True, text=True, timeout=10, check=True)

@@ -142,7 +142,7 @@ _SIMULATORS: dict = {}
 
 
 def _swe_simulator(params: dict):
-    from geo_neuralop.data.shallow_water import ShallowWaterSimulator
+    from geo_neuralop.data.solvers.shallow_water import ShallowWaterSimulator
 
     key = json.dumps({k: params[k] for k in ("nlat", "nlon", "grid", "dt", "frame_interval",
                                              "lmax", "max_wind")}, sort_keys=True)
@@ -156,7 +156,7 @@ def _swe_simulator(params: dict):
 
 
 def _swe_check(params: dict) -> dict:
-    from geo_neuralop.data.shallow_water import INITIAL_CONDITIONS
+    from geo_neuralop.data.solvers.shallow_water import INITIAL_CONDITIONS
 
     if params["initial_condition"] not in INITIAL_CONDITIONS:
         raise ValueError(f"initial_condition must be one of {INITIAL_CONDITIONS}, got "
@@ -172,7 +172,7 @@ def _swe_check(params: dict) -> dict:
 
 
 def _swe_make(index: int, rng: np.random.Generator, params: dict) -> Trajectory:
-    from geo_neuralop.data.shallow_water import (
+    from geo_neuralop.data.solvers.shallow_water import (
         FIELD_DESCRIPTIONS,
         FIELD_UNITS,
         shallow_water_trajectory,
@@ -202,7 +202,7 @@ _DARCY_FIELDS = {
 
 
 def _darcy_check(params: dict) -> dict:
-    from geo_neuralop.data.darcy import darcy_sample
+    from geo_neuralop.data.solvers.darcy import darcy_sample
 
     if params["solver_resolution"] is None:
         params["solver_resolution"] = params["resolution"]
@@ -216,7 +216,7 @@ def _darcy_check(params: dict) -> dict:
 
 
 def _darcy_make(index: int, rng: np.random.Generator, params: dict) -> Trajectory:
-    from geo_neuralop.data.darcy import darcy_sample
+    from geo_neuralop.data.solvers.darcy import darcy_sample
     from geo_neuralop.geometry import regular_grid
 
     s = darcy_sample(rng, params["resolution"], params["solver_resolution"], params["alpha"],
@@ -241,7 +241,7 @@ _NS_FIELDS = {"vorticity": {"units": "1/time", "description": "vorticity w = dv/
 
 
 def _ns_check(params: dict) -> dict:
-    from geo_neuralop.data.navier_stokes_2d import NavierStokes2D
+    from geo_neuralop.data.solvers.navier_stokes_2d import NavierStokes2D
 
     if params["solver_resolution"] is None:
         params["solver_resolution"] = params["resolution"]
@@ -254,7 +254,7 @@ def _ns_check(params: dict) -> dict:
 
 
 def _ns_make(index: int, rng: np.random.Generator, params: dict) -> Trajectory:
-    from geo_neuralop.data.navier_stokes_2d import navier_stokes_trajectory
+    from geo_neuralop.data.solvers.navier_stokes_2d import navier_stokes_trajectory
     from geo_neuralop.geometry import regular_grid
 
     traj = navier_stokes_trajectory(
@@ -287,7 +287,7 @@ _CYLINDER_FIELDS = {
 
 
 def _cylinder_simulator():
-    from geo_neuralop.data import cylinder_flow
+    from geo_neuralop.data.solvers import cylinder_flow
 
     return cylinder_flow.simulate_cylinder_flow
 
@@ -306,7 +306,7 @@ def _cylinder_check(params: dict) -> dict:
 
 
 def _cylinder_make(index: int, rng: np.random.Generator, params: dict) -> Trajectory:
-    from geo_neuralop.geometry.mesh_conversion import lumped_vertex_weights
+    from geo_neuralop.geometry.quadrature import lumped_vertex_weights
 
     simulate = _cylinder_simulator()
     reynolds = _uniform(rng, *params["reynolds_range"])

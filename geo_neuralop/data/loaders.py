@@ -32,15 +32,15 @@ gives ``(x [C_in, *grid_shape], y [C_out, *grid_shape])`` pairs for grid models.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from geo_neuralop.data.dataset_card import read_card, split_indices, verify_dataset
 from geo_neuralop.data.normalizers import FieldNormalizer
@@ -257,27 +257,45 @@ def _check_sizes(root: Path) -> dict:
 
 
 class GridTensorDataset(Dataset):
-    """Channel-first tensors of a grid :class:`FieldDataset`, for FNO-style models.
+    """Channel-first tensors of grid samples, for FNO-style models.
 
-    Items are ``(x, y)``: ``x [C_in, *grid_shape]`` and ``y [C_out, *grid_shape]``
+    Items are ``(x, y)``: ``x [F, *grid_shape]`` and ``y [C_out, *grid_shape]``
     (``[T, C_out, *grid_shape]`` when ``target_steps > 1``), where ``grid_shape``
     is ``(nx, ny)`` for regular grids and ``(nlat, nlon)`` for sphere grids.
+
+    Parameters
+    ----------
+    dataset : FieldDataset or Subset of one
+        Samples on a regular or sphere grid.
+    features : callable, optional
+        ``features(sample) -> [N, F]``, the model input of a sample (default ``sample.x``).
+    grid_shape : sequence of int, optional
+        Expected grid (default: the first sample's); a sample on another grid is
+        refused naming its index.
     """
 
-    def __init__(self, dataset: FieldDataset) -> None:
-        first = dataset.cloud(dataset.indices[0])
-        shape = getattr(first, "grid_shape", None)
-        if shape is None:
-            raise ValueError(f"dataset {dataset.card['name']!r} is not on a grid (meshes have "
-                             f"no tensor view); use the PointCloud samples")
-        self.dataset, self.grid_shape = dataset, tuple(shape)
+    def __init__(self, dataset: Dataset, features: Callable[[Any], torch.Tensor] | None = None,
+                 grid_shape: Sequence[int] | None = None) -> None:
+        if grid_shape is None:
+            base = dataset.dataset if isinstance(dataset, Subset) else dataset
+            first = base.cloud(base.indices[0])  # type: ignore[attr-defined]
+            grid_shape = getattr(first, "grid_shape", None)
+            if grid_shape is None:
+                raise ValueError(f"dataset {base.card['name']!r} is not on a grid (meshes "  # type: ignore[attr-defined]
+                                 f"have no tensor view); use the PointCloud samples")
+        self.dataset, self.grid_shape = dataset, tuple(int(n) for n in grid_shape)
+        self.features = features
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.dataset[item]
-        x = sample.x.T.reshape(-1, *self.grid_shape)
+        shape = getattr(sample, "grid_shape", None)
+        if shape is None or tuple(shape) != self.grid_shape:
+            raise ValueError(f"sample {item} is on a {shape} grid, expected {self.grid_shape}")
+        x = sample.x if self.features is None else self.features(sample)
+        x = x.T.reshape(-1, *self.grid_shape)
         if sample.y.dim() == 2:
             y = sample.y.T.reshape(-1, *self.grid_shape)
         else:
@@ -304,73 +322,3 @@ def load_dataset(root: str | os.PathLike, split: str = "train", **kwargs) -> Fie
     >>> import shutil; shutil.rmtree(out.parent)
     """
     return FieldDataset(root, split, **kwargs)
-
-
-def _geometry_key(sample: PointCloud) -> str:
-    h = hashlib.sha1()
-    for t in (sample.pos, sample.weights):
-        h.update(t.detach().cpu().numpy().tobytes())
-    h.update(str(sample.manifold).encode())
-    return h.hexdigest()
-
-
-class AttachKernels:
-    """A transform that attaches precomputed DISCO kernels to each sample, cached per geometry.
-
-    Parameters
-    ----------
-    max_cached : int
-        Geometries whose kernels are kept (grids have one; each cylinder mesh is one).
-    **kernels : dict
-        ``name=dict(**disco_kernel arguments)``: each sample gets
-        ``sample.<name> = disco_kernel(sample_geometry, **arguments)``. A batch made
-        by PyG's ``DataLoader`` holds a list of kernels under that name;
-        :func:`batch_kernels` merges it into one block-diagonal kernel.
-
-    Examples
-    --------
-    >>> from geo_neuralop.geometry import regular_grid
-    >>> transform = AttachKernels(local=dict(radius=0.3, kernel_shape=3))
-    >>> sample = transform(regular_grid((8, 8)))
-    >>> sample.local.num_basis  # isotropic piecewise-linear: 2 rings
-    2
-    """
-
-    def __init__(self, max_cached: int = 256, **kernels: dict) -> None:
-        if not kernels:
-            raise ValueError("AttachKernels needs at least one name=dict(...) kernel spec")
-        for name, spec in kernels.items():
-            if not isinstance(spec, dict):
-                raise TypeError(f"kernel spec {name!r} must be a dict of disco_kernel "
-                                f"arguments, got {type(spec).__name__}")
-        self.kernels, self.max_cached = kernels, int(max_cached)
-        self._cache: OrderedDict[str, dict] = OrderedDict()
-
-    def __call__(self, sample: PointCloud) -> PointCloud:
-        from geo_neuralop.kernels import disco_kernel
-
-        key = _geometry_key(sample)
-        if key not in self._cache:
-            geometry = PointCloud(sample.pos, sample.weights, manifold=sample.manifold,
-                                  allow_duplicates=getattr(sample, "grid", None) == "equiangular",
-                                  **{k: getattr(sample, k) for k in ("grid_shape", "domain",
-                                                                     "periodic", "grid")
-                                     if getattr(sample, k, None) is not None})
-            self._cache[key] = {name: disco_kernel(geometry, cache=False, **spec)
-                                for name, spec in self.kernels.items()}
-            while len(self._cache) > self.max_cached:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        for name, kernel in self._cache[key].items():
-            sample[name] = kernel
-        return sample
-
-
-def batch_kernels(kernels) -> object:
-    """Merge the list of kernels of a batch into one block-diagonal ``DiscoKernel``."""
-    from torch_geometric.data import Batch
-
-    if not isinstance(kernels, (list, tuple)):
-        return kernels
-    return Batch.from_data_list(list(kernels))

@@ -1,37 +1,11 @@
 """Dataset files: one HDF5 file per trajectory (sample), written atomically.
 
-A dataset folder ``datasets/<name>/`` holds::
-
-    card.yaml                  dataset card (generator, parameters, seed, code version,
-                               splits, fields, checksums): written last, marks completion
-    generation.json            what is being generated (lets an interrupted run resume)
-    normalizer.json            per-field mean and std over the training split
-    samples/sample_000000.h5   one trajectory per file (schema below)
-    samples/sample_000000.vtu  meshes only: the mesh and the last frame, for ParaView/PyVista
-
-Sample file schema (HDF5, ``format = "geo_neuralop.sample"``, ``version = 1``)::
-
-    /                   attrs: format, version, generator (str), index (int), seed (int),
-                               params (JSON: this sample's parameters, e.g. the Reynolds
-                               number), dataset_params_hash (str), field_names (JSON list),
-                               wall_seconds, cpu_seconds (generation time)
-    /geometry/pos       float64 [N, d]        point coordinates (unit vectors on the sphere)
-    /geometry/weights   float64 [N]           quadrature weights (area / solid angle)
-    /geometry/faces     int64   [T, 3]        triangles (meshes only)
-              attrs: manifold ("euclidean" | "sphere"), grid (JSON or absent):
-                     {"kind": "regular", "shape", "domain", "periodic"} or
-                     {"kind": "sphere", "shape": [nlat, nlon], "grid": "equiangular"}
-    /times              float64 [F]           physical time of each frame
-    /fields/<name>      float32 [F, N]        one dataset per scalar channel, frame-major
-              attrs: units, description
-    /static/<name>      [N] or [N, k]         time-independent per-point data (e.g. markers)
-    /series/<name>      float64 [S]           other time series (e.g. force_times, drag, lift)
-
-Points are ordered as :func:`~geo_neuralop.geometry.regular_grid` /
-:func:`~geo_neuralop.geometry.sphere_grid` order them, so ``field.reshape(F, *shape)``
-recovers the grid. A file only ever appears under its final name complete (written
-to a temporary name in the same folder, then renamed); a truncated or corrupted
-file raises :class:`DatasetError` naming the file.
+A dataset folder holds ``card.yaml`` (written last: marks completion),
+``generation.json``, ``normalizer.json`` and ``samples/sample_NNNNNN.h5`` (plus a
+``.vtu`` per mesh sample). Each sample file stores the geometry (positions,
+quadrature weights, faces, grid description), the frame times and one float32
+``[F, N]`` dataset per field; the full schema is in ``docs/formats/dataset_files.md``.
+A truncated or corrupted file raises :class:`DatasetError` naming the file.
 """
 
 from __future__ import annotations

@@ -14,57 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from geo_neuralop.geometry.point_cloud import _STRUCTURAL_KEYS, MANIFOLDS, PointCloud
-from geo_neuralop.geometry.sphere import spherical_triangle_areas
+from geo_neuralop.geometry.point_cloud import MANIFOLDS, STRUCTURAL_KEYS, PointCloud
+from geo_neuralop.geometry.quadrature import lumped_vertex_weights
 
 MESH_KINDS = ("meshio", "trimesh", "pyvista")
-
-
-def triangle_areas(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Areas of flat triangles in 2D or 3D.
-
-    Parameters
-    ----------
-    points : np.ndarray, shape [N, 2] or [N, 3]
-    faces : np.ndarray, shape [F, 3], integer
-
-    Returns
-    -------
-    np.ndarray, shape [F]
-        Areas in squared length units.
-    """
-    a, b, c = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
-    if points.shape[1] == 2:
-        u, v = b - a, c - a
-        return 0.5 * np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-
-
-def lumped_vertex_weights(
-    points: np.ndarray, faces: np.ndarray, manifold: str = "euclidean"
-) -> np.ndarray:
-    """Lumped-mass vertex weights: one third of the adjacent triangle areas.
-
-    Parameters
-    ----------
-    points : np.ndarray, shape [N, d]
-    faces : np.ndarray, shape [F, 3]
-    manifold : {"euclidean", "sphere"}
-        On the sphere the triangles are geodesic and their areas are solid
-        angles, so the weights sum to exactly 4 pi for a closed triangulation.
-
-    Returns
-    -------
-    np.ndarray, shape [N]
-        Zero for vertices that no triangle references.
-    """
-    if manifold == "sphere":
-        areas = spherical_triangle_areas(points, faces)
-    else:
-        areas = triangle_areas(points, faces)
-    weights = np.zeros(points.shape[0], dtype=np.float64)
-    np.add.at(weights, faces.reshape(-1), np.repeat(areas / 3.0, 3))
-    return weights
 
 
 def _mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -196,7 +149,7 @@ def from_mesh(
     for name in names:
         if name not in point_data:
             raise ValueError(f"unknown field {name!r}; the mesh has {sorted(point_data)}")
-        if name in _STRUCTURAL_KEYS:
+        if name in STRUCTURAL_KEYS:
             raise ValueError(f"point-data name {name!r} clashes with a PointCloud attribute")
 
     used = np.zeros(n, dtype=bool)

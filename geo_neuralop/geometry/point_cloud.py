@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from geo_neuralop.geometry.grid_spec import GridSpec, SphereGridSpec
+
 MANIFOLDS = ("euclidean", "sphere")
 
 #: Largest allowed deviation of a sphere point from unit norm.
@@ -25,8 +27,8 @@ SPHERE_TOLERANCE = 1e-6
 #: longest edge squared (a scale-free measure of flatness).
 DEGENERATE_TRIANGLE_TOLERANCE = 1e-12
 
-# Attributes that describe the cloud rather than a field sampled on it.
-_STRUCTURAL_KEYS = frozenset({"pos", "weights", "faces", "manifold"})
+#: Attributes that describe the cloud rather than a field sampled on it.
+STRUCTURAL_KEYS = frozenset({"pos", "weights", "faces", "manifold"})
 
 
 class PointCloud(Data):
@@ -138,12 +140,27 @@ class PointCloud(Data):
         n = self.num_nodes
         names = []
         for key in self.keys():
-            if key in _STRUCTURAL_KEYS or key == "batch" or key == "ptr":
+            if key in STRUCTURAL_KEYS or key == "batch" or key == "ptr":
                 continue
             value = self[key]
             if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n:
                 names.append(key)
         return sorted(names)
+
+    @property
+    def grid_spec(self) -> GridSpec | SphereGridSpec | None:
+        """The grid of a cloud made by ``regular_grid`` or ``sphere_grid`` (None otherwise, and
+        for batches of several clouds)."""
+        shape = getattr(self, "grid_shape", None)
+        if shape is None or not all(isinstance(n, int) for n in shape):
+            return None
+        if self.manifold == "sphere":
+            grid = getattr(self, "grid", None)
+            return None if grid is None else SphereGridSpec(*tuple(shape), grid)
+        domain, periodic = getattr(self, "domain", None), getattr(self, "periodic", None)
+        if domain is None or periodic is None:
+            return None
+        return GridSpec(tuple(shape), domain, periodic)
 
     def integrate(self, values: torch.Tensor) -> torch.Tensor:
         """Quadrature integral of point values over the cloud.

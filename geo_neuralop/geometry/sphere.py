@@ -17,68 +17,9 @@ import math
 import numpy as np
 import torch
 
+from geo_neuralop.geometry.grid_spec import SphereGridSpec
 from geo_neuralop.geometry.point_cloud import PointCloud
-
-SPHERE_GRIDS = ("equiangular", "legendre-gauss")
-
-
-def clenshaw_curtis(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clenshaw-Curtis nodes and weights on [-1, 1] (Trefethen, Spectral Methods in MATLAB).
-
-    Parameters
-    ----------
-    n : int
-        Number of nodes, at least 2; nodes ``cos(pi k / (n - 1))`` include both ends.
-
-    Returns
-    -------
-    nodes, weights : np.ndarray, shape [n]
-        Nodes in decreasing order (from +1 to -1); weights sum to 2. Exact for
-        polynomials of degree below ``n``.
-    """
-    if n < 2:
-        raise ValueError(f"Clenshaw-Curtis needs at least 2 nodes, got n={n}")
-    big_n = n - 1
-    theta = np.pi * np.arange(n) / big_n
-    nodes = np.cos(theta)
-    weights = np.zeros(n)
-    interior = theta[1:-1]
-    v = np.ones(n - 2)
-    if big_n % 2 == 0:
-        weights[0] = weights[-1] = 1.0 / (big_n**2 - 1)
-        k = np.arange(1, big_n // 2)
-        v -= (2.0 * np.cos(2.0 * np.outer(interior, k)) / (4.0 * k**2 - 1)).sum(axis=1)
-        v -= np.cos(big_n * interior) / (big_n**2 - 1)
-    else:
-        weights[0] = weights[-1] = 1.0 / big_n**2
-        k = np.arange(1, (big_n - 1) // 2 + 1)
-        v -= (2.0 * np.cos(2.0 * np.outer(interior, k)) / (4.0 * k**2 - 1)).sum(axis=1)
-    weights[1:-1] = 2.0 * v / big_n
-    return nodes, weights
-
-
-def colatitude_nodes_and_weights(nlat: int, grid: str) -> tuple[np.ndarray, np.ndarray]:
-    """Colatitudes (radians, from the north pole, increasing) and their weights in cos(theta).
-
-    The weights integrate functions of ``cos(theta)`` over [-1, 1] (sum 2);
-    multiplied by ``2 pi / nlon`` they become the solid angle of each grid point.
-    """
-    if grid == "legendre-gauss":
-        if nlat < 1:
-            raise ValueError(f"nlat must be at least 1, got {nlat}")
-        x, w = np.polynomial.legendre.leggauss(nlat)
-        x, w = x[::-1], w[::-1]  # north (x = cos theta = +1) first
-    elif grid == "equiangular":
-        x, w = clenshaw_curtis(nlat)
-    else:
-        raise ValueError(f"grid must be one of {SPHERE_GRIDS}, got {grid!r}")
-    return np.arccos(np.clip(x, -1.0, 1.0)), w
-
-
-def _unit_vectors(colat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    sin_t = np.sin(colat)
-    sin_t[(colat == 0.0) | (colat == np.pi)] = 0.0  # exact poles
-    return np.stack([sin_t * np.cos(lon), sin_t * np.sin(lon), np.cos(colat)], axis=-1)
+from geo_neuralop.geometry.quadrature import lumped_vertex_weights, spherical_voronoi_weights
 
 
 def sphere_grid(
@@ -106,43 +47,16 @@ def sphere_grid(
         grid repeats the pole ``nlon`` times (each copy with its share of the
         pole weight), as torch-harmonics does. Metadata: ``grid_shape``, ``grid``.
     """
-    for name, value in (("nlat", nlat), ("nlon", nlon)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    colat, wlat = colatitude_nodes_and_weights(nlat, grid)
-    lon = 2.0 * np.pi * np.arange(nlon) / nlon
-    t, p = np.meshgrid(colat, lon, indexing="ij")
-    pos = _unit_vectors(t.reshape(-1), p.reshape(-1))
-    weights = np.repeat(wlat * 2.0 * np.pi / nlon, nlon)
+    spec = SphereGridSpec(nlat, nlon, grid)
     dtype = dtype or torch.get_default_dtype()
     return PointCloud(
-        torch.as_tensor(pos, dtype=dtype),
-        torch.as_tensor(weights, dtype=dtype),
+        torch.as_tensor(spec.unit_vectors().reshape(-1, 3), dtype=dtype),
+        spec.weights(dtype=torch.float64).reshape(-1).to(dtype),
         manifold="sphere",
         allow_duplicates=grid == "equiangular",
-        grid_shape=(nlat, nlon),
-        grid=grid,
+        grid_shape=spec.shape,
+        grid=spec.grid,
     )
-
-
-def spherical_triangle_areas(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Solid angles of geodesic triangles on the unit sphere (Van Oosterom-Strackee).
-
-    Parameters
-    ----------
-    points : np.ndarray, shape [N, 3]
-        Unit vectors.
-    faces : np.ndarray, shape [F, 3]
-
-    Returns
-    -------
-    np.ndarray, shape [F]
-        Areas in steradians.
-    """
-    a, b, c = points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
-    triple = np.abs(np.einsum("ij,ij->i", a, np.cross(b, c)))
-    denom = 1.0 + (a * b).sum(1) + (b * c).sum(1) + (c * a).sum(1)
-    return 2.0 * np.arctan2(triple, denom)
 
 
 def _outward_hull_faces(points: np.ndarray) -> np.ndarray:
@@ -173,8 +87,6 @@ def icosphere(subdivisions: int = 3, dtype: torch.dtype | None = None) -> PointC
     """
     import trimesh
 
-    from geo_neuralop.geometry.mesh_conversion import lumped_vertex_weights
-
     if not isinstance(subdivisions, int) or subdivisions < 0:
         raise ValueError(f"subdivisions must be a non-negative int, got {subdivisions!r}")
     mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
@@ -189,15 +101,6 @@ def icosphere(subdivisions: int = 3, dtype: torch.dtype | None = None) -> PointC
         manifold="sphere",
         faces=torch.as_tensor(faces),
     )
-
-
-def spherical_voronoi_weights(points: np.ndarray) -> np.ndarray:
-    """Solid angles of the spherical Voronoi cells of unit vectors (scipy), shape [N]."""
-    from scipy.spatial import SphericalVoronoi
-
-    sv = SphericalVoronoi(points, radius=1.0, center=np.zeros(3))
-    sv.sort_vertices_of_regions()
-    return sv.calculate_areas()
 
 
 def from_sphere_points(

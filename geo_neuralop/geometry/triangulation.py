@@ -137,3 +137,33 @@ def perforated_rectangle_mesh(
     for cx, cy, r in holes:
         inside |= np.hypot(centroids[:, 0] - cx, centroids[:, 1] - cy) < r
     return from_mesh((points, faces[~inside]), remove_unreferenced=True, dtype=dtype)
+
+
+def grid_faces(shape: Sequence[int]) -> torch.Tensor:
+    """Two triangles per cell of a 2D grid whose points are numbered ``i * ny + j``, ``[F, 3]``."""
+    nx, ny = (int(n) for n in shape)
+    index = torch.arange(nx * ny).reshape(nx, ny)
+    a, b = index[:-1, :-1].reshape(-1), index[1:, :-1].reshape(-1)
+    c, d = index[1:, 1:].reshape(-1), index[:-1, 1:].reshape(-1)
+    return torch.cat([torch.stack([a, b, c], 1), torch.stack([a, c, d], 1)])
+
+
+def sphere_grid_faces(nlat: int, nlon: int) -> np.ndarray:
+    """Triangles of a latitude-longitude grid, closed across the longitude seam, ``[F, 3]``."""
+    i, j = np.meshgrid(np.arange(nlat - 1), np.arange(nlon), indexing="ij")
+    a = i * nlon + j
+    b = i * nlon + (j + 1) % nlon
+    c = (i + 1) * nlon + (j + 1) % nlon
+    d = (i + 1) * nlon + j
+    return np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3),
+                           np.stack([a, c, d], -1).reshape(-1, 3)])
+
+
+def with_grid_faces(cloud: PointCloud) -> PointCloud:
+    """The cloud, triangulated when it is a 2D regular grid without faces (for renderers)."""
+    shape = getattr(cloud, "grid_shape", None)
+    if (shape is None or cloud.manifold != "euclidean" or len(shape) != 2
+            or getattr(cloud, "faces", None) is not None or min(shape) < 2):
+        return cloud
+    return PointCloud(cloud.pos, cloud.weights, manifold=cloud.manifold, faces=grid_faces(shape),
+                      grid_shape=tuple(shape), domain=cloud.domain, periodic=cloud.periodic)

@@ -1,4 +1,9 @@
-"""Basis functions, neighbour search and sparse DISCO kernel construction."""
+"""Basis functions, neighbour search, and the precomputed DISCO operators layers apply.
+
+Three forms of one operator: :class:`DiscoKernel` (sparse, any point clouds),
+:class:`GridDiscoKernel` (FFT, regular grids) and :class:`SphereRingKernel`
+(longitude FFTs, latitude-longitude grids).
+"""
 
 from geo_neuralop.kernels.basis import (
     FilterBasis,
@@ -7,16 +12,23 @@ from geo_neuralop.kernels.basis import (
     ZernikeBasis,
     get_basis,
 )
-from geo_neuralop.kernels.disco import DiscoKernel, clear_kernel_cache, disco_kernel
-from geo_neuralop.kernels.neighbors import radius_pairs
+from geo_neuralop.kernels.disco import disco_kernel
+from geo_neuralop.kernels.grid_disco import GridDiscoKernel
+from geo_neuralop.kernels.moments import basis_first_moments
+from geo_neuralop.kernels.neighbors import build_graph, radius_pairs
+from geo_neuralop.kernels.sparse import DiscoKernel
+from geo_neuralop.kernels.sphere_ring import SphereRingKernel
 
 __all__ = [
     "DiscoKernel",
     "FilterBasis",
+    "GridDiscoKernel",
     "MorletBasis",
     "PiecewiseLinearBasis",
+    "SphereRingKernel",
     "ZernikeBasis",
-    "clear_kernel_cache",
+    "basis_first_moments",
+    "build_graph",
     "disco_kernel",
     "get_basis",
     "radius_pairs",

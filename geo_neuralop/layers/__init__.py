@@ -1,15 +1,18 @@
-"""Neural operator layers: DISCO convolutions, differential convolutions, spectral layers."""
+"""Neural operator layers: DISCO and differential convolutions that own their kernels,
+spectral layers, blocks, MLPs and embeddings."""
 
+from geo_neuralop.layers.activations import get_activation
 from geo_neuralop.layers.am_spectral_conv import AMSpectralConv
 from geo_neuralop.layers.channel_mlp import ChannelMLP, PointwiseLinear
 from geo_neuralop.layers.differential_conv import GridDifferentialConv, PointDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
 from geo_neuralop.layers.embeddings import GridEmbedding, SphereEmbedding
+from geo_neuralop.layers.grid_disco_conv import GridDiscoConv
 from geo_neuralop.layers.kan import KAN, KANLinear
 from geo_neuralop.layers.skip_connections import SoftGating, skip_connection
 from geo_neuralop.layers.spectral_block import SpectralBlock
 from geo_neuralop.layers.spectral_conv import SpectralConv
-from geo_neuralop.layers.sphere_ring_conv import SphereRingKernel
+from geo_neuralop.layers.sphere_disco_conv import SphereDifferentialConv, SphereDiscoConv
 from geo_neuralop.layers.spherical_spectral_conv import SphericalSpectralConv
 
 __all__ = [
@@ -17,6 +20,7 @@ __all__ = [
     "ChannelMLP",
     "DiscoConv",
     "GridDifferentialConv",
+    "GridDiscoConv",
     "GridEmbedding",
     "KAN",
     "KANLinear",
@@ -25,8 +29,10 @@ __all__ = [
     "SoftGating",
     "SpectralBlock",
     "SpectralConv",
+    "SphereDifferentialConv",
+    "SphereDiscoConv",
     "SphereEmbedding",
-    "SphereRingKernel",
     "SphericalSpectralConv",
+    "get_activation",
     "skip_connection",
 ]

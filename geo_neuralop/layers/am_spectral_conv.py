@@ -36,9 +36,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from geo_neuralop.layers.channel_mlp import get_activation
+from geo_neuralop.layers.activations import get_activation
 from geo_neuralop.layers.kan import KAN
-from geo_neuralop.layers.spectral_conv import FourierConvBase, _as_tuple, symmetric_frequencies
+from geo_neuralop.layers.spectral_conv import FourierConvBase, symmetric_frequencies
+from geo_neuralop.utils.checks import as_tuple
 
 __all__ = ["AMSpectralConv", "frequency_embedding", "normalize_frequency"]
 
@@ -124,7 +125,7 @@ class AMSpectralConv(FourierConvBase):
         ``s`` in ``xi = k / sqrt(k^2 + s^2)`` (in cycles per domain): the
         frequency around which the embedding has most resolution.
     activation : str
-        MLP activation (see :func:`~geo_neuralop.layers.channel_mlp.get_activation`).
+        MLP activation (see :func:`~geo_neuralop.layers.activations.get_activation`).
     kan_grid_size, kan_spline_order : int
         B-spline grid of the KAN variant.
     bias : bool
@@ -172,7 +173,7 @@ class AMSpectralConv(FourierConvBase):
         if n_modes is None:
             max_freq: list[int | None] = [None] * (n_dim if isinstance(n_dim, int) else 0)
         else:
-            modes = _as_tuple(n_modes, "n_modes")
+            modes = as_tuple(n_modes, "n_modes")
             if len(modes) != n_dim:
                 raise ValueError(f"n_modes must have n_dim={n_dim} entries, got {n_modes!r}")
             for i, m in enumerate(modes):
@@ -200,7 +201,7 @@ class AMSpectralConv(FourierConvBase):
             init_std = math.sqrt(2.0 / (in_channels + out_channels))
         elif isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or init_std <= 0:
             raise ValueError(f"init_std must be a positive number or 'auto', got {init_std!r}")
-        self.n_modes = None if n_modes is None else _as_tuple(n_modes, "n_modes")
+        self.n_modes = None if n_modes is None else as_tuple(n_modes, "n_modes")
         self.kernel_network = kernel_network
         self.factorization = factorization
         self.embedding = embedding

@@ -12,23 +12,9 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "ChannelMLP", "PointwiseLinear", "get_activation"]
+from geo_neuralop.layers.activations import get_activation
 
-ACTIVATIONS = {
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "identity": nn.Identity,
-}
-
-
-def get_activation(name: str) -> nn.Module:
-    """A new activation module from its name ("gelu", "relu", "silu", "tanh", "identity")."""
-    if not isinstance(name, str) or name.lower() not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    return ACTIVATIONS[name.lower()]()
-
+__all__ = ["ChannelMLP", "PointwiseLinear"]
 
 class PointwiseLinear(nn.Module):
     """A linear map of the channels at every point: ``y[:, o] = sum_i W[o, i] x[:, i] + b[o]``.

@@ -7,7 +7,9 @@
 
 A zero-sum stencil annihilates constants, so ``sum_a W_a v(x + a h) / h ->
 (sum_a a W_a) dv/dx`` as ``h -> 0``: the layer's limit is a learned first-order
-differential operator, whatever the resolution it is evaluated at.
+differential operator, whatever the resolution it is evaluated at. Both take
+``init_length``: their outputs are derivatives, so initial weights are scaled
+by a length to start as small as a plain difference over that length.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geo_neuralop.geometry.point_cloud import PointCloud
-from geo_neuralop.kernels.disco import DiscoKernel, disco_kernel
+from geo_neuralop.geometry.grid_spec import GridSpec
+from geo_neuralop.kernels.basis import FilterBasis
 from geo_neuralop.layers.disco_conv import DiscoConv
+from geo_neuralop.utils.checks import (
+    check_domain,
+    check_positive_int,
+    check_positive_number,
+    per_axis,
+)
 
-BOUNDARIES = {"periodic": "circular", "zero": "constant", "reflect": "reflect",
-              "replicate": "replicate"}
+__all__ = ["GridDifferentialConv", "PointDifferentialConv"]
+
+#: Padding of the stencil on non-periodic axes, and torch's name for it.
+PADDINGS = {"zero": "constant", "reflect": "reflect", "replicate": "replicate"}
 
 
 class GridDifferentialConv(nn.Module):
@@ -32,29 +42,33 @@ class GridDifferentialConv(nn.Module):
 
     ``out = sum_d (W_d *_d x) / h_d`` where ``W_d [C_out, C_in, s]`` is a
     zero-sum stencil of ``s`` points along axis ``d`` and ``h_d`` the physical
-    grid width of axis ``d`` computed from the input's resolution at every call.
+    grid width of axis ``d`` for the input's resolution.
 
     Parameters
     ----------
     in_channels, out_channels : int
-    ndim : {1, 2, 3}
+    n_dim : {1, 2, 3}
         Number of spatial axes.
     stencil_size : int
         Odd number of points per axis (default 3).
-    domain_size : float or sequence of float
-        Physical length of each axis (default 1).
-    boundary : {"periodic", "zero", "reflect", "replicate"} or sequence
-        Padding per axis. "periodic" uses ``h = L / n`` (the end point is not
-        repeated); the others ``h = L / (n - 1)`` (both ends are grid points).
+    domain : sequence of (lo, hi), optional
+        Physical extent of each axis (default the unit box).
+    periodic : bool or sequence of bool
+        Periodic axes wrap around (spacing ``L / n``); the others hold both end
+        points (spacing ``L / (n - 1)``) and are padded by ``padding``.
+    padding : {"replicate", "zero", "reflect"} or sequence
+        Padding of the non-periodic axes.
+    init_length : float, optional
+        Scale of the initial weights (a length, e.g. a few grid cells); default 1.
 
     Shapes
     ------
-    forward(x): ``[B, C_in, n_1, ..., n_ndim] -> [B, C_out, n_1, ..., n_ndim]``.
+    forward(x, grid=None): ``[B, C_in, n_1, ..., n_d] -> [B, C_out, n_1, ..., n_d]``.
 
     Examples
     --------
     >>> import torch, math
-    >>> conv = GridDifferentialConv(1, 1, ndim=1, domain_size=2 * math.pi)
+    >>> conv = GridDifferentialConv(1, 1, n_dim=1, domain=[(0.0, 2 * math.pi)])
     >>> with torch.no_grad():
     ...     _ = conv.weight.copy_(torch.tensor([[[[-0.5, 0.0, 0.5]]]]))  # central difference
     >>> x = torch.linspace(0, 2 * math.pi, 257)[:-1]
@@ -67,134 +81,123 @@ class GridDifferentialConv(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        ndim: int = 2,
+        n_dim: int = 2,
         stencil_size: int = 3,
-        domain_size: float | Sequence[float] = 1.0,
-        boundary: str | Sequence[str] = "periodic",
+        domain: Sequence[Sequence[float]] | None = None,
+        periodic: bool | Sequence[bool] = True,
+        padding: str | Sequence[str] = "replicate",
+        init_length: float | None = None,
     ) -> None:
         super().__init__()
-        if ndim not in (1, 2, 3):
-            raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
+        in_channels = check_positive_int("in_channels", in_channels)
+        out_channels = check_positive_int("out_channels", out_channels)
+        if n_dim not in (1, 2, 3):
+            raise ValueError(f"n_dim must be 1, 2 or 3, got {n_dim!r}")
+        stencil_size = check_positive_int("stencil_size", stencil_size)
         if stencil_size < 3 or stencil_size % 2 == 0:
             raise ValueError(f"stencil_size must be odd and at least 3, got {stencil_size}")
-        sizes = (domain_size,) * ndim if isinstance(domain_size, (int, float)) else tuple(
-            domain_size
-        )
-        if len(sizes) != ndim or any(not s > 0 for s in sizes):
-            raise ValueError(f"domain_size must be {ndim} positive lengths, got {domain_size}")
-        bounds = (boundary,) * ndim if isinstance(boundary, str) else tuple(boundary)
-        if len(bounds) != ndim:
-            raise ValueError(f"boundary needs {ndim} entries, got {boundary}")
-        for b in bounds:
-            if b not in BOUNDARIES:
-                raise ValueError(f"boundary must be one of {sorted(BOUNDARIES)}, got {b!r}")
-        self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
-        self.stencil_size, self.domain_size, self.boundary = stencil_size, sizes, bounds
-        scale = 1.0 / math.sqrt(in_channels * stencil_size * ndim)
-        self.weight = nn.Parameter(scale * torch.randn(ndim, out_channels, in_channels,
+        pads = per_axis(padding, n_dim, "padding")
+        for p in pads:
+            if p not in PADDINGS:
+                raise ValueError(f"padding must be one of {sorted(PADDINGS)}, got {p!r}")
+        self.in_channels, self.out_channels, self.n_dim = in_channels, out_channels, n_dim
+        self.stencil_size = stencil_size
+        self.domain = check_domain(domain, n_dim)
+        self.periodic = tuple(bool(p) for p in per_axis(periodic, n_dim, "periodic"))
+        self.padding = tuple(pads)
+        scale = 1.0 / math.sqrt(in_channels * stencil_size * n_dim)
+        self.weight = nn.Parameter(scale * torch.randn(n_dim, out_channels, in_channels,
                                                        stencil_size))
+        if init_length is not None:
+            with torch.no_grad():
+                self.weight.mul_(check_positive_number("init_length", init_length))
 
-    def grid_spacing(self, shape: Sequence[int]) -> tuple[float, ...]:
-        """Physical grid width of each axis for an input of spatial ``shape``."""
-        return tuple(
-            length / (n if b == "periodic" else n - 1)
-            for length, n, b in zip(self.domain_size, shape, self.boundary, strict=True)
-        )
+    def grid(self, shape: Sequence[int]) -> GridSpec:
+        """The layer's grid at the resolution ``shape``."""
+        return GridSpec(tuple(shape), self.domain, self.periodic)
 
     def zero_sum_weight(self) -> torch.Tensor:
-        """The stencils actually applied, ``[ndim, C_out, C_in, s]``, each summing to zero."""
+        """The stencils actually applied, ``[n_dim, C_out, C_in, s]``, each summing to zero."""
         return self.weight - self.weight.mean(dim=-1, keepdim=True)
 
-    def forward(self, x: torch.Tensor, spacing: Sequence[float] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: GridSpec | None = None) -> torch.Tensor:
         """Apply the stencils.
 
         Parameters
         ----------
-        x : torch.Tensor, shape [B, C_in, n_1, ..., n_ndim]
-        spacing : sequence of float, optional
-            Physical grid width of each axis; default :meth:`grid_spacing` of
-            the input's shape (override when ``x`` covers more than
-            ``domain_size``, e.g. after domain padding).
+        x : torch.Tensor, shape [B, C_in, n_1, ..., n_d]
+        grid : GridSpec, optional
+            The grid of ``x`` (default: the layer's domain at ``x``'s resolution);
+            give it when ``x`` covers more than the layer's domain, e.g. after
+            domain padding.
 
         Returns
         -------
-        torch.Tensor, shape [B, C_out, n_1, ..., n_ndim]
+        torch.Tensor, shape [B, C_out, n_1, ..., n_d]
         """
-        if x.dim() != self.ndim + 2:
+        if x.dim() != self.n_dim + 2:
             raise ValueError(
-                f"x must have shape [B, C, {', '.join(['n'] * self.ndim)}], got {tuple(x.shape)}"
+                f"x must have shape [B, C, {', '.join(['n'] * self.n_dim)}], got {tuple(x.shape)}"
             )
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x has {x.shape[1]} channels but the layer expects "
                              f"{self.in_channels}")
-        spatial = x.shape[2:]
+        spatial = tuple(x.shape[2:])
+        grid = self.grid(spatial) if grid is None else grid
+        if tuple(grid.shape) != spatial:
+            raise ValueError(f"grid has shape {grid.shape} but x has {spatial}")
         half = self.stencil_size // 2
-        for axis, (n, b) in enumerate(zip(spatial, self.boundary, strict=True)):
-            if n <= half or (b == "reflect" and n <= half):
+        for axis, n in enumerate(spatial):
+            if n <= half:
                 raise ValueError(f"axis {axis} has {n} points; the stencil needs more than {half}")
-        if spacing is None:
-            h = self.grid_spacing(spatial)
-        else:
-            h = tuple(float(v) for v in spacing)
-            if len(h) != self.ndim or not all(v > 0 for v in h):
-                raise ValueError(f"spacing must be {self.ndim} positive widths, got {spacing!r}")
+        h = grid.spacing
         weight = self.zero_sum_weight()
-        conv = (F.conv1d, F.conv2d, F.conv3d)[self.ndim - 1]
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.n_dim - 1]
         out = None
-        for axis in range(self.ndim):
-            pad = [0, 0] * self.ndim  # F.pad lists the last axis first
-            pad[2 * (self.ndim - 1 - axis)] = half
-            pad[2 * (self.ndim - 1 - axis) + 1] = half
-            mode = BOUNDARIES[self.boundary[axis]]
+        for axis in range(self.n_dim):
+            pad = [0, 0] * self.n_dim  # F.pad lists the last axis first
+            pad[2 * (self.n_dim - 1 - axis)] = half
+            pad[2 * (self.n_dim - 1 - axis) + 1] = half
+            mode = "circular" if grid.periodic[axis] else PADDINGS[self.padding[axis]]
             padded = F.pad(x, pad, mode=mode) if mode != "constant" else F.pad(x, pad)
-            shape = [self.out_channels, self.in_channels] + [1] * self.ndim
+            shape = [self.out_channels, self.in_channels] + [1] * self.n_dim
             shape[2 + axis] = self.stencil_size
             term = conv(padded, weight[axis].reshape(shape)) / h[axis]
             out = term if out is None else out + term
         return out
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, ndim={self.ndim}, "
-                f"stencil_size={self.stencil_size}, domain_size={self.domain_size}, "
-                f"boundary={self.boundary}")
+        return (f"{self.in_channels}, {self.out_channels}, n_dim={self.n_dim}, "
+                f"stencil_size={self.stencil_size}, domain={self.domain}, "
+                f"periodic={self.periodic}")
 
 
 class PointDifferentialConv(DiscoConv):
     """Learned first-order differential operator on a point cloud or the sphere.
 
-    A DISCO layer whose kernel (built by :meth:`build_kernel`, or by
-    :func:`~geo_neuralop.kernels.disco_kernel` with ``differential=True``) is
-    normalized per output point ("nodal"), made to sum to zero at every point
-    and divided by the radius:
+    A DISCO layer whose kernels are normalized per output point ("nodal"), made
+    linearly consistent, zero-sum at every point and divided by the radius:
 
         out_i = sum_k theta_k sum_j psi_k(x_i, x_j) w_j (v_j - v_i) / (r N_ik),
         N_ik = sum_j |psi_k(x_i, x_j)| w_j,
 
     which tends to ``sum_k theta_k m_k . grad v`` with ``m_k`` the normalized
     first moment of ``psi_k`` on the unit disk, as the radius shrinks with the
-    mesh. Takes the same arguments as :class:`DiscoConv` (bias off by default).
+    mesh. Takes the arguments of :class:`DiscoConv` (bias off by default; the
+    destination cloud must be the source cloud), plus ``init_length``, a length
+    that scales the initial weights (default 1; models pass the radius, so the
+    layer starts as small as a plain difference over the radius).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_shape=(3, 4),
-                 basis="piecewise_linear", radius: float = 0.1, groups: int = 1,
-                 bias: bool = False) -> None:
+    differential = True
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 kernel_shape: int | tuple[int, ...] = (3, 4),
+                 basis: str | FilterBasis = "piecewise_linear", radius: float | None = 0.1,
+                 groups: int = 1, bias: bool = False, init_length: float | None = None,
+                 cache_size: int = 16) -> None:
         super().__init__(in_channels, out_channels, kernel_shape, basis, radius, groups, bias,
-                         normalization="nodal")
-
-    def build_kernel(self, src: PointCloud, dst: PointCloud | None = None,
-                     **kwargs) -> DiscoKernel:
-        """The differential kernel of ``src`` (``dst`` must be ``src`` or omitted)."""
-        kwargs.setdefault("normalization", "nodal")
-        return disco_kernel(src, dst, basis=self.basis, radius=self.radius, differential=True,
-                            **kwargs)
-
-    def forward(self, x: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
-        flag = getattr(kernel, "differential", False)  # a list or tensor in a PyG batch
-        if isinstance(flag, torch.Tensor):
-            flag = bool(flag.all())
-        elif isinstance(flag, list):
-            flag = all(flag)
-        if not flag:
-            raise ValueError("PointDifferentialConv needs a kernel built with differential=True "
-                             "(use its build_kernel method)")
-        return super().forward(x, kernel)
+                         normalization="nodal", cache_size=cache_size)
+        if init_length is not None:
+            with torch.no_grad():
+                self.weight.mul_(check_positive_number("init_length", init_length))

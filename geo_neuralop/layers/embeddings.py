@@ -14,30 +14,40 @@ resolution.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from geo_neuralop.geometry.sphere import SPHERE_GRIDS, colatitude_nodes_and_weights
+from geo_neuralop.geometry.grid_spec import SphereGridSpec
+from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
+from geo_neuralop.utils.cache import BoundedCache
+from geo_neuralop.utils.checks import check_domain, check_positive_int, per_axis
 
 __all__ = ["GridEmbedding", "SphereEmbedding"]
 
 
 class GridEmbedding(nn.Module):
-    """Append ``n_dim`` coordinate channels of a regular grid.
+    """Append coordinate channels of a regular grid.
 
     Parameters
     ----------
     n_dim : int
         Number of spatial axes.
-    grid_boundaries : sequence of (lo, hi), optional
-        Extent of each axis; default ``(0, 1)`` on every axis.
+    domain : sequence of (lo, hi), optional
+        Physical extent of each axis; default ``(0, 1)`` on every axis.
+    periodic : bool or sequence of bool, optional
+        None (default): one raw coordinate per axis on the periodic convention
+        ``lo + L j / n`` (neuraloperator's ``GridEmbeddingND``). Given: an embedding
+        that is smooth on the domain, ``(cos, sin)`` of the angle ``2 pi j / n`` on
+        periodic axes (no jump at the wrap) and the node coordinate
+        ``lo + L j / (n - 1)`` on the others (both ends are nodes).
 
     Shapes
     ------
-    ``[B, C, n_1, ..., n_d]`` -> ``[B, C + d, n_1, ..., n_d]``.
+    ``[B, C, n_1, ..., n_d]`` -> ``[B, C + E, n_1, ..., n_d]`` (``E`` = :attr:`out_channels_added`).
 
     Examples
     --------
@@ -46,28 +56,35 @@ class GridEmbedding(nn.Module):
     >>> out = GridEmbedding(2)(torch.zeros(1, 1, 2, 4))
     >>> out.shape, out[0, 2, 0].tolist()
     (torch.Size([1, 3, 2, 4]), [0.0, 0.25, 0.5, 0.75])
+    >>> GridEmbedding(2, periodic=[True, False]).out_channels_added
+    3
     """
 
-    def __init__(self, n_dim: int, grid_boundaries: Sequence[Sequence[float]] | None = None):
+    def __init__(self, n_dim: int, domain: Sequence[Sequence[float]] | None = None,
+                 periodic: bool | Sequence[bool] | None = None):
         super().__init__()
-        if isinstance(n_dim, bool) or not isinstance(n_dim, int) or n_dim < 1:
-            raise ValueError(f"n_dim must be a positive int, got {n_dim!r}")
-        if grid_boundaries is None:
-            grid_boundaries = [(0.0, 1.0)] * n_dim
-        bounds = [tuple(float(v) for v in b) for b in grid_boundaries]
-        if len(bounds) != n_dim or any(len(b) != 2 for b in bounds):
-            raise ValueError(
-                f"grid_boundaries must hold {n_dim} (lo, hi) pairs, got {grid_boundaries!r}"
-            )
-        self.n_dim = n_dim
-        self.grid_boundaries = bounds
+        self.n_dim = check_positive_int("n_dim", n_dim)
+        self.domain = check_domain(domain, self.n_dim)
+        self.periodic = None if periodic is None else tuple(
+            bool(p) for p in per_axis(periodic, self.n_dim, "periodic"))
 
     def coordinates(self, shape: Sequence[int], dtype: torch.dtype,
                     device: torch.device) -> torch.Tensor:
-        """Coordinate channels ``[d, n_1, ..., n_d]`` for a grid of the given shape."""
-        axes = [lo + (hi - lo) * torch.arange(n, dtype=dtype, device=device) / n
-                for (lo, hi), n in zip(self.grid_boundaries, shape, strict=True)]
-        return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+        """Coordinate channels ``[E, n_1, ..., n_d]`` for a grid of the given shape."""
+        if self.periodic is None:
+            axes = [lo + (hi - lo) * torch.arange(n, dtype=dtype, device=device) / n
+                    for (lo, hi), n in zip(self.domain, shape, strict=True)]
+            return torch.stack(torch.meshgrid(*axes, indexing="ij"))
+        axes = []
+        for (lo, hi), n, periodic in zip(self.domain, shape, self.periodic, strict=True):
+            i = torch.arange(n, dtype=dtype, device=device)
+            axes.append(i / n if periodic else lo + (hi - lo) * i / max(n - 1, 1))
+        channels = []
+        for g, periodic in zip(torch.meshgrid(*axes, indexing="ij"), self.periodic,
+                               strict=True):
+            channels += [torch.cos(2 * math.pi * g), torch.sin(2 * math.pi * g)] if periodic \
+                else [g]
+        return torch.stack(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != self.n_dim + 2:
@@ -79,8 +96,10 @@ class GridEmbedding(nn.Module):
 
     @property
     def out_channels_added(self) -> int:
-        """Number of channels appended (``n_dim``)."""
-        return self.n_dim
+        """Number of channels appended."""
+        if self.periodic is None:
+            return self.n_dim
+        return sum(2 if p else 1 for p in self.periodic)
 
 
 class SphereEmbedding(nn.Module):
@@ -109,26 +128,16 @@ class SphereEmbedding(nn.Module):
         if grid not in SPHERE_GRIDS:
             raise ValueError(f"grid must be one of {SPHERE_GRIDS}, got {grid!r}")
         self.grid = grid
-        self._cache: dict[tuple, torch.Tensor] = {}
+        self.coordinate_cache: BoundedCache[torch.Tensor] = BoundedCache(8)
 
     def coordinates(self, nlat: int, nlon: int, dtype: torch.dtype,
                     device: torch.device) -> torch.Tensor:
-        """Unit vectors ``[3, nlat, nlon]``."""
-        key = (nlat, nlon, dtype, str(device))
-        if key not in self._cache:
-            colat, _ = colatitude_nodes_and_weights(nlat, self.grid)
-            lon = 2.0 * np.pi * np.arange(nlon) / nlon
-            sin_t = np.sin(colat)
-            sin_t[(colat == 0.0) | (colat == np.pi)] = 0.0
-            xyz = np.stack([
-                np.outer(sin_t, np.cos(lon)),
-                np.outer(sin_t, np.sin(lon)),
-                np.outer(np.cos(colat), np.ones(nlon)),
-            ])
-            if len(self._cache) > 8:
-                self._cache.clear()
-            self._cache[key] = torch.as_tensor(xyz, dtype=dtype, device=device)
-        return self._cache[key]
+        """Unit vectors ``[3, nlat, nlon]`` (cached per grid, dtype and device)."""
+        def build() -> torch.Tensor:
+            xyz = SphereGridSpec(nlat, nlon, self.grid).unit_vectors()  # [nlat, nlon, 3]
+            return torch.as_tensor(np.moveaxis(xyz, -1, 0), dtype=dtype, device=device)
+
+        return self.coordinate_cache.get_or_build((nlat, nlon, dtype, str(device)), build)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:

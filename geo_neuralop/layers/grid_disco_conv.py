@@ -1,265 +1,177 @@
-"""DISCO convolution on regular grids through the FFT.
-
-On a regular grid the DISCO sum ``y_i = sum_j psi_k(x_j - x_i) w_j v_j`` is a
-correlation of ``w v`` with the stencil ``psi_k`` sampled at the grid offsets,
-so it can be computed with FFTs in ``O(N log N)`` whatever the radius, instead
-of the sparse product whose cost grows with the number of neighbours
-``(r / h)^d``. Periodic axes use circular correlation; non-periodic axes are
-zero-padded by the stencil's half width, which truncates the disk at the
-boundary exactly as the sparse kernel does. Normalizations ("none", "mean",
-"nodal") are computed from the same correlations of the weights, so the result
-equals :class:`~geo_neuralop.layers.DiscoConv` with a kernel from
-:func:`~geo_neuralop.kernels.disco_kernel` on the same
-:func:`~geo_neuralop.geometry.regular_grid` (tested to float64 precision).
-"""
+"""``GridDiscoConv``: a DISCO convolution on regular grids, applied through the FFT."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
+from torch import nn
 
-from geo_neuralop.geometry.grids import regular_grid
-from geo_neuralop.kernels.basis import FilterBasis
-from geo_neuralop.kernels.disco import MEAN_NORMALIZATION_EPS, local_polar
+from geo_neuralop.geometry.grid_spec import GridSpec
+from geo_neuralop.kernels.basis import FilterBasis, get_basis
+from geo_neuralop.kernels.disco import NORMALIZATIONS
+from geo_neuralop.kernels.grid_disco import GridDiscoKernel
+from geo_neuralop.utils.cache import BoundedCache
+from geo_neuralop.utils.checks import (
+    check_domain,
+    check_positive_int,
+    check_positive_number,
+    per_axis,
+)
 
-__all__ = ["GridDiscoStencil", "grid_disco_forward", "grid_disco_spectrum"]
+__all__ = ["GridDiscoConv"]
 
 
-class GridDiscoStencil:
-    """Precomputed Fourier transforms of a DISCO basis on one regular grid.
+class GridDiscoConv(nn.Module):
+    """Discrete-continuous convolution on a regular grid of a physical box.
+
+    The same operator as :class:`~geo_neuralop.layers.DiscoConv` on a
+    :func:`~geo_neuralop.geometry.regular_grid` (radius in physical units,
+    quadrature weights of the grid the input actually has), computed with FFTs
+    in ``O(N log N)`` whatever the radius. The layer builds a
+    :class:`~geo_neuralop.kernels.GridDiscoKernel` for every grid it meets and
+    keeps ``cache_size`` of them, so the same weights apply at every resolution.
 
     Parameters
     ----------
-    basis : FilterBasis
+    in_channels, out_channels : int
+    kernel_shape : int or tuple
+        Basis shape (see :class:`~geo_neuralop.kernels.PiecewiseLinearBasis`).
     radius : float
-        Support radius, physical units.
-    shape : sequence of int
-        Grid points per axis.
-    domain : sequence of (lo, hi)
-    periodic : sequence of bool
-    normalization : {"none", "mean", "nodal"}
-    dtype, device
-        Of the stored spectra (real dtype; spectra are complex of matching precision).
-
-    Notes
-    -----
-    ``apply(x)`` maps ``x [B, C, *shape]`` to the basis responses
-    ``[B, C, K, *shape]``; contract them with the layer's weights.
-    """
-
-    def __init__(self, basis: FilterBasis, radius: float, shape: Sequence[int],
-                 domain: Sequence[tuple[float, float]], periodic: Sequence[bool],
-                 normalization: str = "mean", dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None) -> None:
-        if normalization not in ("none", "mean", "nodal"):
-            raise ValueError(f"normalization must be 'none', 'mean' or 'nodal', got "
-                             f"{normalization!r}")
-        grid = regular_grid(tuple(shape), list(domain), list(periodic), dtype=torch.float64)
-        self.shape = tuple(int(n) for n in shape)
-        self.periodic = tuple(bool(p) for p in periodic)
-        ndim = len(self.shape)
-        spacing = [(hi - lo) / (n if p else n - 1)
-                   for (lo, hi), n, p in zip(domain, self.shape, self.periodic, strict=True)]
-        half = [int(math.floor(radius / h + 1e-9)) for h in spacing]
-        for axis, (n, p, m) in enumerate(zip(self.shape, self.periodic, half, strict=True)):
-            if p and 2 * m + 1 > n:
-                raise ValueError(f"radius {radius:g} spans more than the periodic axis {axis} "
-                                 f"({n} points): the stencil would wrap onto itself")
-        # FFT size per axis: periodic axes as they are; others padded so no wrap-around.
-        self.fft_shape = tuple(n if p else n + m for n, p, m in
-                               zip(self.shape, self.periodic, half, strict=True))
-        offsets = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in half], indexing="ij"),
-                           -1).reshape(-1, ndim)
-        physical = offsets * np.asarray(spacing)
-        r, phi = local_polar(physical, np.zeros_like(physical), "euclidean")
-        inside = r <= radius
-        offsets, r, phi = offsets[inside], r[inside], phi[inside]
-        psi = basis(torch.from_numpy(np.minimum(r / radius, 1.0)), torch.from_numpy(phi))
-        k = psi.shape[1]
-        stencil = torch.zeros(k, *self.fft_shape, dtype=torch.float64)
-        index = tuple(torch.from_numpy(offsets[:, a] % self.fft_shape[a]) for a in range(ndim))
-        for b in range(k):
-            stencil[(b, *index)] = psi[:, b]
-        dims = tuple(range(1, ndim + 1))
-        spectrum = torch.fft.rfftn(stencil, dim=dims).conj()  # correlation
-        weights = grid.weights.reshape(self.shape)
-        if normalization == "none":
-            scale = torch.ones(k, *([1] * ndim), dtype=torch.float64)
-        else:
-            abs_spec = torch.fft.rfftn(stencil.abs(), dim=dims).conj()
-            norms = self._correlate(weights[None], abs_spec, dims)[0]  # [K, *shape]
-            if normalization == "mean":
-                total = weights.sum()
-                scale = norms.mean(dim=dims, keepdim=True) + total * MEAN_NORMALIZATION_EPS
-            else:
-                scale = norms
-        self.normalization = normalization
-        self.num_basis = k
-        self.spectrum = spectrum.to(device=device)
-        self.weights = weights.to(dtype=dtype, device=device)
-        # FFT round-off leaves ~1e-17 where a truncated basis function has no support: zero
-        positive = scale > 1e-10 * scale.abs().max()
-        self.inv_scale = torch.where(positive, 1.0 / scale, torch.zeros_like(scale)).to(
-            dtype=dtype, device=device)
-        self.dims = dims
-        self._spectra: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def spectra(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """The stencil spectra ``[K, *fft]`` and their conjugates (materialized) in the
-        complex ``dtype``, cached."""
-        cached = self._spectra.get(dtype)
-        if cached is None:
-            spectrum = self.spectrum.to(dtype)
-            cached = (spectrum, spectrum.conj().resolve_conj())
-            self._spectra[dtype] = cached
-        return cached
-
-    def _correlate(self, field: torch.Tensor, spectrum: torch.Tensor, dims) -> torch.Tensor:
-        """Correlate ``field [..., *shape]`` with stencils whose spectra are ``[K, *fft]``."""
-        nd = len(self.shape)
-        fdims = tuple(range(field.dim() - nd, field.dim()))
-        f_hat = torch.fft.rfftn(field, s=self.fft_shape, dim=fdims)
-        out = torch.fft.irfftn(f_hat.unsqueeze(-nd - 1) * spectrum, s=self.fft_shape,
-                               dim=tuple(d + 1 for d in fdims))
-        crop = (Ellipsis,) + tuple(slice(0, n) for n in self.shape)
-        return out[crop]
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Basis responses of ``x [B, C, *shape]``: ``[B, C, K, *shape]``."""
-        if tuple(x.shape[2:]) != self.shape:
-            raise ValueError(f"x has grid {tuple(x.shape[2:])}, the stencil was built for "
-                             f"{self.shape}")
-        spectrum, _ = self.spectra(torch.complex128 if x.dtype == torch.float64
-                                   else torch.complex64)
-        responses = self._correlate(x * self.weights.to(x.dtype), spectrum, self.dims)
-        inv = self.inv_scale.to(x.dtype)
-        return responses * inv
-
-
-class _WeightedBasisSum(torch.autograd.Function):
-    """``y[b, g, o, f] = sum_k m[b, g, k, o, f] s[k, f]`` (complex), with a hand-written
-    backward ``dm = dy conj(s)``: torch's broadcast multiply-then-sum over ``k`` and its
-    autograd backward are 2.5x slower. ``s`` is a constant (no gradient)."""
-
-    @staticmethod
-    def forward(ctx, mixed: torch.Tensor, spectrum: torch.Tensor,
-                spectrum_conj: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(spectrum_conj)
-        out = mixed[:, :, 0] * spectrum[0]
-        for k in range(1, mixed.shape[2]):
-            out.addcmul_(mixed[:, :, k], spectrum[k])
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        (spectrum_conj,) = ctx.saved_tensors
-        return grad.unsqueeze(2) * spectrum_conj, None, None
-
-
-def _basis_multipliers(x_hat: torch.Tensor, stencil: GridDiscoStencil, weight: torch.Tensor,
-                       groups: int, scale: float) -> torch.Tensor:
-    """``y_hat = scale sum_k psi_hat_k (W_k / s_k) x_hat``: ``[B, C_in, *fft] -> [B, C_out, *fft]``
-    (complex), one real matrix product and a multiply-and-sum over ``k``."""
-    b = x_hat.shape[0]
-    c_out, per_group, k = weight.shape
-    real_dtype = x_hat.real.dtype
-    complex_dtype = x_hat.dtype
-    fshape = x_hat.shape[2:]
-    n_freq = math.prod(fshape)
-    x_real = torch.view_as_real(x_hat).reshape(b, groups, per_group, 2 * n_freq)
-    # [G, K (C_out / G), C_in / G]: one real mixing matrix per basis function, k outer so
-    # that the sum over k below reduces a non-innermost axis (5x faster than the inner one)
-    w = weight.to(real_dtype) * (scale * stencil.inv_scale.to(real_dtype).reshape(1, 1, k))
-    w = w.reshape(groups, c_out // groups, per_group, k).permute(0, 3, 1, 2)
-    w = w.reshape(groups, k * (c_out // groups), per_group)
-    mixed = torch.matmul(w, x_real)  # [B, G, K (C_out / G), 2F]
-    mixed = torch.view_as_complex(mixed.reshape(b, groups, k, c_out // groups, n_freq, 2))
-    spectrum, spectrum_conj = stencil.spectra(complex_dtype)
-    y_hat = _WeightedBasisSum.apply(mixed, spectrum.reshape(k, 1, n_freq),
-                                    spectrum_conj.reshape(k, 1, n_freq))
-    return y_hat.reshape(b, c_out, *fshape)
-
-
-def grid_disco_spectrum(x_hat: torch.Tensor, stencil: GridDiscoStencil,
-                        weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
-    """The DISCO layer as a Fourier multiplier, to share the FFTs of a spectral convolution.
-
-    On a fully periodic grid the quadrature weight ``w_0`` is the same at every
-    point and the FFT size is the grid, so ``grid_disco_forward(x)`` (no bias)
-    equals ``irfftn(grid_disco_spectrum(rfftn(x, norm="forward")), norm="forward")``.
-
-    Parameters
-    ----------
-    x_hat : torch.Tensor, complex, shape [B, C_in, n_1, ..., n_d // 2 + 1]
-        ``torch.fft.rfftn(x, norm="forward")`` over the grid axes.
-    stencil : GridDiscoStencil
-        Built for a grid with every axis periodic and "none" or "mean" normalization.
-    weight : torch.Tensor, shape [C_out, C_in / groups, K]
+        Support radius in the units of ``domain``.
+    n_dim : int
+        Number of spatial axes.
+    domain : sequence of (lo, hi), optional
+        Physical extent of each axis (default the unit box).
+    periodic : bool or sequence of bool
+    basis : {"piecewise_linear", "morlet", "zernike"} or FilterBasis
     groups : int
+    bias : bool
+    normalization : {"none", "mean", "nodal"}
+    cache_size : int
+        Grids whose kernels are kept.
 
-    Returns
-    -------
-    torch.Tensor, complex, shape [B, C_out, n_1, ..., n_d // 2 + 1]
+    Shapes
+    ------
+    forward(x, grid=None): ``[B, C_in, *shape] -> [B, C_out, *shape]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> conv = GridDiscoConv(2, 4, kernel_shape=(2, 4), radius=0.1, n_dim=2)
+    >>> conv(torch.randn(3, 2, 32, 32)).shape
+    torch.Size([3, 4, 32, 32])
+    >>> conv(torch.randn(1, 2, 64, 48)).shape  # the same operator on another grid
+    torch.Size([1, 4, 64, 48])
     """
-    if not all(stencil.periodic) or stencil.normalization == "nodal":
-        raise ValueError("grid_disco_spectrum needs a stencil on a fully periodic grid with "
-                         f"'none' or 'mean' normalization, got periodic={stencil.periodic}, "
-                         f"normalization={stencil.normalization!r}")
-    rfft_shape = (*stencil.shape[:-1], stencil.shape[-1] // 2 + 1)
-    if tuple(x_hat.shape[2:]) != rfft_shape or not x_hat.is_complex():
-        raise ValueError(f"x_hat must be a complex rfftn of the stencil's grid {stencil.shape}, "
-                         f"shape [B, C, *{rfft_shape}], got {tuple(x_hat.shape)} "
-                         f"{x_hat.dtype}")
-    if x_hat.shape[1] != weight.shape[1] * groups:
-        raise ValueError(f"x_hat has {x_hat.shape[1]} channels, the weight expects "
-                         f"{weight.shape[1] * groups}")
-    w0 = float(stencil.weights.flatten()[0])
-    return _basis_multipliers(x_hat, stencil, weight, groups, w0)
 
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_shape: int | tuple[int, ...] = (2, 4),
+        radius: float = 1 / 16,
+        n_dim: int = 2,
+        domain: Sequence[Sequence[float]] | None = None,
+        periodic: bool | Sequence[bool] = True,
+        basis: str | FilterBasis = "piecewise_linear",
+        groups: int = 1,
+        bias: bool = True,
+        normalization: str = "mean",
+        cache_size: int = 8,
+    ) -> None:
+        super().__init__()
+        self.in_channels = check_positive_int("in_channels", in_channels)
+        self.out_channels = check_positive_int("out_channels", out_channels)
+        self.groups = check_positive_int("groups", groups)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) "
+                             f"must be divisible by groups ({groups})")
+        if n_dim not in (1, 2, 3):
+            raise ValueError(f"n_dim must be 1, 2 or 3, got {n_dim!r}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
+                             f"{normalization!r}")
+        self.radius = check_positive_number("radius", radius)
+        self.n_dim = n_dim
+        self.domain = check_domain(domain, n_dim)
+        self.periodic = tuple(bool(p) for p in per_axis(periodic, n_dim, "periodic"))
+        self.normalization = normalization
+        self.basis = get_basis(basis, kernel_shape if not isinstance(basis, FilterBasis) else None)
+        k = self.basis.kernel_size
+        scale = math.sqrt(1.0 / ((in_channels // groups) * k))
+        self.weight = nn.Parameter(scale * torch.randn(out_channels, in_channels // groups, k))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.kernels: BoundedCache[GridDiscoKernel] = BoundedCache(cache_size)
 
-def grid_disco_forward(x: torch.Tensor, stencil: GridDiscoStencil, weight: torch.Tensor,
-                       groups: int = 1, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A DISCO layer on a grid: ``x [B, C_in, *shape] -> [B, C_out, *shape]``.
+    @property
+    def kernel_size(self) -> int:
+        """``K``, the number of basis functions."""
+        return self.basis.kernel_size
 
-    ``weight [C_out, C_in / groups, K]`` and ``bias [C_out]`` are those of a
-    :class:`~geo_neuralop.layers.DiscoConv`. With "none" or "mean" normalization
-    (one scale per basis function) the layer is a sum of ``K`` Fourier
-    multipliers with real channel-mixing matrices,
-    ``y_hat(f) = sum_k psi_hat_k(f) W_k x_hat(f)``; it is evaluated as one real
-    matrix product of ``[C_out K, C_in]`` with the (real and imaginary parts of
-    the) spectrum of ``x``, then a multiply-and-sum over ``k``, so it costs two
-    FFTs per channel and no complex per-frequency matrices (2.5x faster than
-    contracting ``[F, C_in, C_out]`` complex kernels, forward + backward at
-    64^2). "nodal" scales vary in space and take the general path (``C_in K``
-    inverse FFTs).
-    """
-    b, c_in = x.shape[:2]
-    c_out, per_group, k = weight.shape
-    nd = len(stencil.shape)
-    if c_in != per_group * groups:
-        raise ValueError(f"x has {c_in} channels, the weight expects {per_group * groups} "
-                         f"({groups} groups of {per_group})")
-    if stencil.normalization != "nodal":
-        if tuple(x.shape[2:]) != stencil.shape:
-            raise ValueError(f"x has grid {tuple(x.shape[2:])}, the stencil was built for "
-                             f"{stencil.shape}")
-        fdims = tuple(range(2, 2 + nd))
-        x_hat = torch.fft.rfftn(x * stencil.weights.to(x.dtype), s=stencil.fft_shape, dim=fdims)
-        y_hat = _basis_multipliers(x_hat, stencil, weight, groups, 1.0)
-        y = torch.fft.irfftn(y_hat, s=stencil.fft_shape, dim=fdims)
-        y = y[(Ellipsis,) + tuple(slice(0, n) for n in stencil.shape)]
-        if bias is not None:
-            y = y + bias.reshape(1, -1, *([1] * nd))
-        return y
-    responses = stencil.apply(x)  # [B, C_in, K, *shape]
-    spatial = responses.shape[3:]
-    r = responses.reshape(b, groups, per_group, k, -1)
-    w = weight.reshape(groups, c_out // groups, per_group, k)
-    y = torch.einsum("bgckn,gock->bgon", r, w).reshape(b, c_out, *spatial)
-    if bias is not None:
-        y = y + bias.reshape(1, -1, *([1] * len(spatial)))
-    return y
+    def grid(self, shape: Sequence[int]) -> GridSpec:
+        """The layer's grid at the resolution ``shape``."""
+        return GridSpec(tuple(shape), self.domain, self.periodic)
+
+    def kernel(self, grid: GridSpec, dtype: torch.dtype,
+               device: torch.device | str) -> GridDiscoKernel:
+        """The layer's kernel on ``grid`` (built once per grid, dtype and device)."""
+        key = (grid, dtype, str(device))
+        return self.kernels.get_or_build(key, lambda: GridDiscoKernel(
+            self.basis, self.radius, grid, self.normalization, dtype=dtype, device=device))
+
+    def _grid_of(self, x: torch.Tensor, grid: GridSpec | None) -> GridSpec:
+        if not isinstance(x, torch.Tensor) or x.dim() != self.n_dim + 2 or \
+                x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape [B, {self.in_channels}, *{self.n_dim} spatial "
+                             f"axes], got {tuple(getattr(x, 'shape', ()))}")
+        spatial = tuple(x.shape[2:])
+        grid = self.grid(spatial) if grid is None else grid
+        if tuple(grid.shape) != spatial:
+            raise ValueError(f"grid has shape {grid.shape} but x has {spatial}")
+        return grid
+
+    def forward(self, x: torch.Tensor, grid: GridSpec | None = None) -> torch.Tensor:
+        """Apply the convolution.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape [B, C_in, *shape]
+        grid : GridSpec, optional
+            The grid of ``x`` (default: the layer's domain at ``x``'s resolution);
+            give it when ``x`` covers more than the layer's domain (domain padding).
+
+        Returns
+        -------
+        torch.Tensor, shape [B, C_out, *shape]
+        """
+        grid = self._grid_of(x, grid)
+        kernel = self.kernel(grid, x.dtype, x.device)
+        return kernel.apply(x, self.weight.to(x.dtype), self.groups,
+                            None if self.bias is None else self.bias.to(x.dtype))
+
+    def fourier_term(self, x: torch.Tensor, grid: GridSpec | None = None
+                     ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The layer as a Fourier multiplier on ``x``'s grid, to share a spectral layer's FFTs.
+
+        Returns ``term(x_hat) -> y_hat`` mapping ``rfftn(x, norm="forward")`` to the
+        output's spectrum (the bias added in physical space is left out, so the
+        layer must have none), or None when the layer is no Fourier multiplier
+        there (bounded axes, "nodal" normalization, a bias).
+        """
+        grid = self._grid_of(x, grid)
+        if self.bias is not None or not all(grid.periodic) or self.normalization == "nodal":
+            return None
+        kernel = self.kernel(grid, x.dtype, x.device)
+        weight = self.weight
+
+        def term(x_hat: torch.Tensor) -> torch.Tensor:
+            return kernel.spectrum(x_hat, weight.to(x_hat.real.dtype), self.groups)
+
+        return term
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, basis={self.basis}, "
+                f"radius={self.radius:g}, domain={self.domain}, periodic={self.periodic}, "
+                f"groups={self.groups}, bias={self.bias is not None}")

@@ -1,35 +1,11 @@
 """``SpectralConv``: the Fourier neural operator's global convolution on periodic regular grids.
 
-Conventions (shared with :class:`~geo_neuralop.layers.AMSpectralConv`):
-
-- Fourier coefficients use ``norm="forward"``: a grid function ``v`` on ``n``
-  points of the unit period is ``v(x_j) = sum_k c_k exp(2 pi i k x_j)``, and a
-  weight ``w_k`` multiplies ``c_k``. The layer is therefore the circular
-  convolution ``(kappa * v)(x) = int kappa(x - y) v(y) dy`` with the kernel
-  ``kappa(x) = sum_k w_k exp(2 pi i k x)`` (its Fourier coefficients are the
-  weights), evaluated by quadrature: ``y_i = (1/N) sum_j kappa(x_i - x_j) v_j``.
-- Frequencies are integers (cycles per domain), so one weight tensor means the
-  same continuous operator at every resolution.
-- ``n_modes[d] = m`` keeps the integer frequencies ``|k_d| <= m // 2`` along every
-  axis; the last axis uses the real FFT (``0 <= k <= m // 2``, the other half
-  follows from the input being real). The kept set is symmetric under
-  ``k -> -k``; neuraloperator 2.0 keeps ``-m/2 .. m/2 - 1`` on the full-FFT axes
-  (one extra negative frequency without its positive partner). Our weight has
-  ``m + 1`` entries on those axes.
-- Nyquist bins: on an even grid the bin ``n/2`` holds the frequencies ``+n/2``
-  and ``-n/2`` together. When it is kept, its coefficient is split evenly
-  between them on input (the minimal-norm trigonometric interpolant, a cosine)
-  and the two are summed again on output. The layer then equals "interpolate,
-  apply the continuous operator, sample" at every grid size, so outputs agree
-  across resolutions at shared points for band-limited inputs.
-
-Spectral layouts
-----------------
-A *symmetric block* holds the kept frequencies of every axis in FFT order:
-``[0, 1, ..., k, -k, ..., -1]`` (``2k + 1`` entries) on the full axes and
-``[0, ..., k]`` (``k + 1`` entries) on the last axis. :func:`spectral_crop`
-takes it out of an ``rfftn`` result, :func:`spectral_pad` puts it back into an
-``rfftn`` layout of any output size.
+Coefficients use ``norm="forward"`` and integer frequencies (cycles per domain), so
+one weight tensor is the same continuous operator at every resolution;
+``n_modes[d] = m`` keeps ``|k_d| <= m // 2`` (a set symmetric under ``k -> -k``), and
+kept Nyquist bins are split between ``+n/2`` and ``-n/2``. The conventions, the
+symmetric-block layout of :func:`spectral_crop` / :func:`spectral_pad`, and the
+comparison with neuraloperator are in ``docs/design/spectral_conv.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from geo_neuralop.utils.checks import as_tuple
 
 __all__ = [
     "FourierConvBase",
@@ -50,21 +28,6 @@ __all__ = [
     "spectral_pad",
     "symmetric_frequencies",
 ]
-
-
-def _as_tuple(value: int | Sequence[int], name: str) -> tuple[int, ...]:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
-    if isinstance(value, int):
-        value = (value,)
-    try:
-        out = tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}") from None
-    for i, v in enumerate(out):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name}[{i}] must be an int, got {v!r}")
-    return out
 
 
 def kept_frequencies(
@@ -231,7 +194,7 @@ class _BatchedComplexMatmul(torch.autograd.Function):
     """``bmm(x, w)`` whose backward multiplies contiguous conjugate transposes.
 
     PyTorch's own backward hands conjugated, transposed views to ``bmm``, which on
-    CPU falls back to one small product per frequency (3-6x slower here).
+    CPU falls back to one small product per frequency (slower, see benchmarks/README.md).
     """
 
     @staticmethod
@@ -289,6 +252,9 @@ class FourierConvBase(nn.Module):
         Add a learned constant per output channel (in physical space).
     """
 
+    #: ``forward`` takes ``spectrum_terms`` (Fourier multipliers sharing its FFTs).
+    accepts_spectrum_terms = True
+
     def __init__(self, in_channels: int, out_channels: int, n_dim: int,
                  max_freq: Sequence[int | None], bias: bool = True) -> None:
         super().__init__()
@@ -327,7 +293,7 @@ class FourierConvBase(nn.Module):
                       output_shape: Sequence[int] | None) -> tuple[int, ...]:
         if output_shape is None:
             return tuple(x.shape[2:])
-        out = _as_tuple(output_shape, "output_shape")
+        out = as_tuple(output_shape, "output_shape")
         if len(out) != self.n_dim or min(out) < 1:
             raise ValueError(
                 f"output_shape must hold {self.n_dim} positive sizes, got {output_shape!r}"
@@ -354,7 +320,7 @@ class FourierConvBase(nn.Module):
             continuous output sampled there.
         spectrum_terms : sequence of callables, optional
             Further Fourier multipliers sharing this layer's two FFTs (e.g.
-            :func:`~geo_neuralop.layers.grid_disco_conv.grid_disco_spectrum`):
+            :meth:`~geo_neuralop.layers.GridDiscoConv.fourier_term`):
             each maps the full ``rfftn(x, norm="forward")`` ``[B, C_in, n_1, ...,
             n_d // 2 + 1]`` to a spectrum of the same grid with ``C_out``
             channels, added before the inverse FFT. Needs ``output_shape`` equal
@@ -436,7 +402,7 @@ class SpectralConv(FourierConvBase):
         bias: bool = True,
         init_std: float | str = "auto",
     ) -> None:
-        modes = _as_tuple(n_modes, "n_modes")
+        modes = as_tuple(n_modes, "n_modes")
         if not 1 <= len(modes) <= 3:
             raise ValueError(f"n_modes must have 1 to 3 entries, got {n_modes!r}")
         for i, m in enumerate(modes):

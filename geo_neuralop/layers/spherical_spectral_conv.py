@@ -32,7 +32,8 @@ import torch
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
-from geo_neuralop.geometry.sphere import SPHERE_GRIDS
+from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
+from geo_neuralop.utils.cache import BoundedCache
 
 __all__ = ["OPERATOR_TYPES", "SphericalSpectralConv", "sht_degree_limit"]
 
@@ -144,7 +145,8 @@ class SphericalSpectralConv(nn.Module):
             self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
         else:
             self.register_parameter("bias", None)
-        self._transforms: dict[tuple, tuple[nn.Module, nn.Module, int, int]] = {}
+        self.transform_cache: BoundedCache[tuple[nn.Module, nn.Module, int, int]] = \
+            BoundedCache(_CACHE_SIZE)
 
     # ------------------------------------------------------------------ transforms
 
@@ -167,9 +169,12 @@ class SphericalSpectralConv(nn.Module):
     ) -> tuple[nn.Module, nn.Module, int, int]:
         """Forward and inverse transforms for the given grids, and the kept ``(L, M)``."""
         key = (tuple(in_shape), tuple(out_shape), dtype, str(device))
-        cached = self._transforms.get(key)
-        if cached is not None:
-            return cached
+        return self.transform_cache.get_or_build(
+            key, lambda: self._build_transforms(in_shape, out_shape, dtype, device))
+
+    def _build_transforms(self, in_shape: Sequence[int], out_shape: Sequence[int],
+                          dtype: torch.dtype, device: torch.device
+                          ) -> tuple[nn.Module, nn.Module, int, int]:
         (nlat_in, nlon_in), (nlat_out, nlon_out) = in_shape, out_shape
         degrees = min(self.lmax, sht_degree_limit(nlat_in, nlon_in),
                       sht_degree_limit(nlat_out, nlon_out))
@@ -180,10 +185,7 @@ class SphericalSpectralConv(nn.Module):
         sht, isht = sht.to(device=device, dtype=dtype), isht.to(device=device, dtype=dtype)
         degrees = min(degrees, int(sht.lmax), int(isht.lmax))
         orders = min(self.mmax, degrees, int(sht.mmax), int(isht.mmax))
-        if len(self._transforms) >= _CACHE_SIZE:
-            self._transforms.clear()
-        self._transforms[key] = (sht, isht, degrees, orders)
-        return self._transforms[key]
+        return sht, isht, degrees, orders
 
     def _analysis(self, x: torch.Tensor, out_shape: tuple[int, int]):
         if not isinstance(x, torch.Tensor):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from geo_neuralop.layers.am_spectral_conv import AMSpectralConv
-from geo_neuralop.layers.spectral_conv import _as_tuple
-from geo_neuralop.models.fno import GridNeuralOperator, _plain_bounds
+from geo_neuralop.models.fno import GridNeuralOperator
 from geo_neuralop.models.registry import register_model
+from geo_neuralop.utils.checks import as_tuple
 
 __all__ = ["AMFNO"]
 
 
-@register_model("amfno")
+@register_model("amfno", family="grid")
 class AMFNO(GridNeuralOperator):
     """FNO whose spectral kernels come from a network of the frequency (AM-FNO).
 
@@ -35,9 +35,9 @@ class AMFNO(GridNeuralOperator):
     frequency_scale : float
     kan_grid_size, kan_spline_order : int
         See :class:`~geo_neuralop.layers.AMSpectralConv`.
-    lifting_channel_ratio, projection_channel_ratio, positional_embedding, grid_boundaries,
+    lifting_channel_ratio, projection_channel_ratio, positional_embedding, domain,
     domain_padding, activation, norm, use_channel_mlp, channel_mlp_expansion, channel_mlp_skip,
-    fno_skip, conv_bias
+    skip, conv_bias
         As in :class:`~geo_neuralop.models.FNO`.
 
     Shapes
@@ -76,17 +76,17 @@ class AMFNO(GridNeuralOperator):
         lifting_channel_ratio: float = 2.0,
         projection_channel_ratio: float = 2.0,
         positional_embedding: str | None = "grid",
-        grid_boundaries: Sequence[Sequence[float]] | None = None,
+        domain: Sequence[Sequence[float]] | None = None,
         domain_padding: float = 0.0,
         activation: str = "gelu",
         norm: str | None = None,
         use_channel_mlp: bool = True,
         channel_mlp_expansion: float = 0.5,
         channel_mlp_skip: str | None = "soft-gating",
-        fno_skip: str | None = "linear",
+        skip: str | None = "linear",
         conv_bias: bool = True,
     ) -> None:
-        modes = None if n_modes is None else list(_as_tuple(n_modes, "n_modes"))
+        modes = None if n_modes is None else list(as_tuple(n_modes, "n_modes"))
 
         def conv(_: int) -> AMSpectralConv:
             return AMSpectralConv(
@@ -103,37 +103,8 @@ class AMFNO(GridNeuralOperator):
             hidden_channels=hidden_channels, n_layers=n_layers,
             lifting_channel_ratio=lifting_channel_ratio,
             projection_channel_ratio=projection_channel_ratio,
-            positional_embedding=positional_embedding, grid_boundaries=grid_boundaries,
+            positional_embedding=positional_embedding, domain=domain,
             domain_padding=domain_padding, activation=activation, norm=norm,
             use_channel_mlp=use_channel_mlp, channel_mlp_expansion=channel_mlp_expansion,
-            channel_mlp_skip=channel_mlp_skip, skip=fno_skip,
+            channel_mlp_skip=channel_mlp_skip, skip=skip,
         )
-        self.config = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "n_dim": n_dim,
-            "hidden_channels": hidden_channels,
-            "n_layers": n_layers,
-            "n_modes": modes,
-            "kernel_network": kernel_network,
-            "factorization": factorization,
-            "embedding": embedding,
-            "n_basis": n_basis,
-            "kernel_hidden": kernel_hidden,
-            "kernel_layers": kernel_layers,
-            "frequency_scale": float(frequency_scale),
-            "kan_grid_size": kan_grid_size,
-            "kan_spline_order": kan_spline_order,
-            "lifting_channel_ratio": float(lifting_channel_ratio),
-            "projection_channel_ratio": float(projection_channel_ratio),
-            "positional_embedding": positional_embedding,
-            "grid_boundaries": _plain_bounds(grid_boundaries),
-            "domain_padding": float(domain_padding),
-            "activation": activation,
-            "norm": norm,
-            "use_channel_mlp": bool(use_channel_mlp),
-            "channel_mlp_expansion": float(channel_mlp_expansion),
-            "channel_mlp_skip": channel_mlp_skip,
-            "fno_skip": fno_skip,
-            "conv_bias": bool(conv_bias),
-        }

@@ -4,7 +4,7 @@ A checkpoint is a ``torch.save`` file holding a dict of plain Python values and
 tensors only, so it loads with ``torch.load(..., weights_only=True)`` (no
 arbitrary code runs when reading an untrusted file)::
 
-    {"format": "geo_neuralop-model", "version": 1,
+    {"format": "geo_neuralop-model", "version": 2,
      "name": <registered model name>, "config": <model.config>,
      "state_dict": {<parameter/buffer name>: tensor},
      "geo_neuralop_version": "0.1.0", "extra": <user data or None>,
@@ -39,8 +39,9 @@ from typing import Any
 
 import torch
 
+from geo_neuralop._version import __version__
 from geo_neuralop.models.registry import (
-    _accepted_keys,
+    accepted_keys,
     check_plain,
     get_model,
     get_model_class,
@@ -52,8 +53,11 @@ __all__ = ["FORMAT", "VERSION", "load_model", "model_name", "read_checkpoint", "
 
 #: Value of the ``"format"`` entry of every geo_neuralop model checkpoint.
 FORMAT = "geo_neuralop-model"
-#: Newest checkpoint layout this module writes and reads.
-VERSION = 1
+#: Checkpoint layout this module writes and reads. Version 2 (geo_neuralop 0.2) came with
+#: the redesign of the layers: models hold their local layers inside their blocks and
+#: configs use one vocabulary (``domain``, ``skip``, ``n_dim``, ``n_layers``), so the
+#: parameter names and configs of version 1 files do not fit; they are refused.
+VERSION = 2
 
 _REQUIRED = ("format", "version", "name", "config", "state_dict")
 
@@ -156,7 +160,7 @@ def save_model(
             "models must store their constructor arguments in self.config"
         )
     check_plain(config, "config")
-    accepted, _, var_kw = _accepted_keys(get_model_class(name))
+    accepted, _, var_kw = accepted_keys(get_model_class(name))
     if not var_kw:
         unknown = [k for k in config if k not in accepted]
         if unknown:
@@ -166,8 +170,6 @@ def save_model(
                 "could not be loaded"
             )
     _check_extra(extra)
-    from geo_neuralop import __version__
-
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload: dict[str, Any] = {
         "format": FORMAT,
@@ -240,7 +242,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if version > VERSION:
         raise ValueError(
             f"{path} has checkpoint version {version}, newer than this geo_neuralop reads "
-            f"(up to {VERSION}); upgrade geo_neuralop"
+            f"(version {VERSION}); upgrade geo_neuralop"
+        )
+    if version < VERSION:
+        raise ValueError(
+            f"{path} has checkpoint format version {version}, written by geo_neuralop "
+            f"{payload.get('geo_neuralop_version', '0.1')}; this geo_neuralop "
+            f"({__version__}) reads version {VERSION} only: the layer redesign of 0.2 renamed "
+            f"model parameters and config keys. Retrain the model, or load it with "
+            f"geo_neuralop 0.1"
         )
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:

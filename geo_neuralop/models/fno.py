@@ -2,32 +2,29 @@
 
 :class:`GridNeuralOperator` holds what FNO-type models on regular grids share:
 positional embedding, lifting, optional domain padding, a stack of
-:class:`~geo_neuralop.layers.SpectralBlock`, and the projection. :class:`FNO`
-and :class:`~geo_neuralop.models.AMFNO` only choose the global convolution;
-models that fuse local terms into the blocks override :meth:`forward_blocks`.
+:class:`~geo_neuralop.layers.SpectralBlock` (a global convolution and optional
+local layers each), and the projection. :class:`FNO`,
+:class:`~geo_neuralop.models.AMFNO` and :class:`~geo_neuralop.models.LocalNO`
+only choose the layers of the blocks.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from geo_neuralop.geometry.grid_spec import GridSpec
 from geo_neuralop.layers.channel_mlp import ChannelMLP
 from geo_neuralop.layers.embeddings import GridEmbedding
 from geo_neuralop.layers.spectral_block import SpectralBlock
-from geo_neuralop.layers.spectral_conv import SpectralConv, _as_tuple
+from geo_neuralop.layers.spectral_conv import SpectralConv
 from geo_neuralop.models.registry import register_model
+from geo_neuralop.utils.checks import as_tuple, check_domain, check_positive_int, per_axis
 
 __all__ = ["FNO", "GridNeuralOperator"]
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class GridNeuralOperator(nn.Module):
@@ -41,21 +38,31 @@ class GridNeuralOperator(nn.Module):
     conv_factory : callable
         ``conv_factory(index) -> nn.Module``: the global convolution of block
         ``index`` (``hidden_channels -> hidden_channels``).
+    local_factory : callable, optional
+        ``local_factory(index) -> list of nn.Module``: the local layers of block
+        ``index`` (see :class:`~geo_neuralop.layers.SpectralBlock`).
     hidden_channels : int
     n_layers : int
     lifting_channel_ratio, projection_channel_ratio : float
         Hidden widths of the lifting and projection MLPs relative to
         ``hidden_channels`` (0: a single linear layer for the lifting).
     positional_embedding : {"grid"} or None
-        Append the grid coordinates (on ``grid_boundaries``) to the input.
-    grid_boundaries : sequence of (lo, hi), optional
-        Domain of the positional embedding; default ``(0, 1)`` per axis.
+        Append the grid coordinates (on ``domain``) to the input.
+    domain : sequence of (lo, hi), optional
+        Physical extent of each axis (default the unit box): the positional
+        embedding's coordinates and the grid of the local layers.
+    periodic : bool or sequence of bool
+        Periodic axes of the domain (for the local layers).
     domain_padding : float
         Zero-pad every axis by this fraction of its size (rounded) before the
         blocks and crop afterwards, for non-periodic problems.
     activation, norm, use_channel_mlp, channel_mlp_expansion, channel_mlp_skip, skip
         See :class:`~geo_neuralop.layers.SpectralBlock` (``skip`` is the block's
         skip around the convolution).
+    smooth_embedding : bool
+        Embed with :class:`~geo_neuralop.layers.GridEmbedding`'s smooth coordinates on
+        the ``periodic`` axes (cos and sin of the angle), for models with local layers
+        that would see the jump of a raw coordinate at the wrap.
     """
 
     def __init__(
@@ -64,12 +71,14 @@ class GridNeuralOperator(nn.Module):
         out_channels: int,
         n_dim: int,
         conv_factory: Callable[[int], nn.Module],
+        local_factory: Callable[[int], Sequence[nn.Module]] | None = None,
         hidden_channels: int = 32,
         n_layers: int = 4,
         lifting_channel_ratio: float = 2.0,
         projection_channel_ratio: float = 2.0,
         positional_embedding: str | None = "grid",
-        grid_boundaries: Sequence[Sequence[float]] | None = None,
+        domain: Sequence[Sequence[float]] | None = None,
+        periodic: bool | Sequence[bool] = True,
         domain_padding: float = 0.0,
         activation: str = "gelu",
         norm: str | None = None,
@@ -77,13 +86,16 @@ class GridNeuralOperator(nn.Module):
         channel_mlp_expansion: float = 0.5,
         channel_mlp_skip: str | None = "soft-gating",
         skip: str | None = "linear",
+        smooth_embedding: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("hidden_channels", hidden_channels), ("n_layers", n_layers)):
-            _check_positive_int(name, value)
+            check_positive_int(name, value)
         if n_dim not in (1, 2, 3):
             raise ValueError(f"n_dim must be 1, 2 or 3, got {n_dim!r}")
+        self.domain = check_domain(domain, n_dim)
+        self.periodic = tuple(bool(p) for p in per_axis(periodic, n_dim, "periodic"))
         if not (isinstance(domain_padding, (int, float)) and 0.0 <= domain_padding < 1.0):
             raise ValueError(f"domain_padding must be a fraction in [0, 1), got {domain_padding!r}")
         for name, value in (("lifting_channel_ratio", lifting_channel_ratio),
@@ -91,8 +103,9 @@ class GridNeuralOperator(nn.Module):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         if positional_embedding == "grid":
-            self.positional_embedding = GridEmbedding(n_dim, grid_boundaries)
-            n_embed = n_dim
+            self.positional_embedding = GridEmbedding(
+                n_dim, self.domain, self.periodic if smooth_embedding else None)
+            n_embed = self.positional_embedding.out_channels_added
         elif positional_embedding is None or positional_embedding == "none":
             self.positional_embedding = None
             n_embed = 0
@@ -113,7 +126,8 @@ class GridNeuralOperator(nn.Module):
         )
         self.blocks = nn.ModuleList([
             SpectralBlock(
-                conv_factory(i), hidden_channels, hidden_channels, skip=skip,
+                conv_factory(i), hidden_channels, hidden_channels,
+                local=None if local_factory is None else local_factory(i), skip=skip,
                 use_channel_mlp=use_channel_mlp, channel_mlp_expansion=channel_mlp_expansion,
                 channel_mlp_skip=channel_mlp_skip, norm=norm, activation=activation,
                 final_activation=i < n_layers - 1,
@@ -159,14 +173,23 @@ class GridNeuralOperator(nn.Module):
             x = self.positional_embedding(x)
         return self.lifting(x)
 
-    def forward_blocks(self, x: torch.Tensor,
-                       output_shape: Sequence[int] | None = None) -> torch.Tensor:
-        """The stack of blocks on hidden fields (override to add local terms).
+    def hidden_grid(self, shape: Sequence[int]) -> GridSpec | None:
+        """The grid of the blocks for an input of spatial ``shape``: the domain padded by
+        ``domain_padding`` (same spacing, a proportionally larger box); None without padding
+        (each local layer then takes its domain at the input's resolution)."""
+        if self.domain_padding == 0.0:
+            return None
+        return GridSpec(tuple(shape), self.domain, self.periodic).padded(self._padding(shape))
+
+    def forward_blocks(self, x: torch.Tensor, output_shape: Sequence[int] | None = None,
+                       grid: GridSpec | None = None) -> torch.Tensor:
+        """The stack of blocks on hidden fields ``[B, hidden, *shape]`` on ``grid``.
 
         ``output_shape`` applies to the last block (the others keep the grid).
         """
         for i, block in enumerate(self.blocks):
-            x = block(x, output_shape=output_shape if i == len(self.blocks) - 1 else None)
+            last = i == len(self.blocks) - 1
+            x = block(x, output_shape=output_shape if last else None, grid=grid)
         return x
 
     def forward(self, x: torch.Tensor, output_shape: Sequence[int] | None = None) -> torch.Tensor:
@@ -186,7 +209,7 @@ class GridNeuralOperator(nn.Module):
         """
         self._check_input(x)
         if output_shape is not None:
-            output_shape = _as_tuple(output_shape, "output_shape")
+            output_shape = as_tuple(output_shape, "output_shape")
             if len(output_shape) != self.n_dim:
                 raise ValueError(f"output_shape must have {self.n_dim} entries, got "
                                  f"{output_shape!r}")
@@ -194,12 +217,12 @@ class GridNeuralOperator(nn.Module):
                 raise ValueError("output_shape cannot be combined with domain_padding > 0")
         shape = tuple(x.shape[2:])
         h = self.pad(self.lift(x))
-        h = self.forward_blocks(h, output_shape)
+        h = self.forward_blocks(h, output_shape, self.hidden_grid(shape))
         h = self.unpad(h, shape)
         return self.projection(h)
 
 
-@register_model("fno")
+@register_model("fno", family="grid")
 class FNO(GridNeuralOperator):
     """Fourier neural operator (Li et al., ICLR 2021) on periodic regular grids in 1-3D.
 
@@ -217,14 +240,16 @@ class FNO(GridNeuralOperator):
     n_layers : int
     lifting_channel_ratio, projection_channel_ratio : float
     positional_embedding : {"grid"} or None
-    grid_boundaries : sequence of (lo, hi), optional
+    domain : sequence of (lo, hi), optional
+        Physical extent of each axis (for the positional embedding).
     domain_padding : float
     activation : str
     norm : {"instance_norm", "group_norm", "layer_norm"} or None
     use_channel_mlp : bool
     channel_mlp_expansion : float
     channel_mlp_skip : {"linear", "identity", "soft-gating"} or None
-    fno_skip : {"linear", "identity", "soft-gating"} or None
+    skip : {"linear", "identity", "soft-gating"} or None
+        Skip connection around each block's convolution.
     conv_bias : bool
         Bias of the spectral convolutions.
 
@@ -241,7 +266,7 @@ class FNO(GridNeuralOperator):
     torch.Size([4, 2, 32, 32])
     >>> model(torch.randn(1, 1, 64, 48)).shape  # any resolution
     torch.Size([1, 2, 64, 48])
-    >>> model.config["n_modes"]
+    >>> model.config["n_modes"]  # the constructor arguments, recorded by the registry
     [8, 8]
     """
 
@@ -255,17 +280,17 @@ class FNO(GridNeuralOperator):
         lifting_channel_ratio: float = 2.0,
         projection_channel_ratio: float = 2.0,
         positional_embedding: str | None = "grid",
-        grid_boundaries: Sequence[Sequence[float]] | None = None,
+        domain: Sequence[Sequence[float]] | None = None,
         domain_padding: float = 0.0,
         activation: str = "gelu",
         norm: str | None = None,
         use_channel_mlp: bool = True,
         channel_mlp_expansion: float = 0.5,
         channel_mlp_skip: str | None = "soft-gating",
-        fno_skip: str | None = "linear",
+        skip: str | None = "linear",
         conv_bias: bool = True,
     ) -> None:
-        modes = _as_tuple(n_modes, "n_modes")
+        modes = as_tuple(n_modes, "n_modes")
         if not 1 <= len(modes) <= 3:
             raise ValueError(f"n_modes must have 1 to 3 entries (one per axis), got {n_modes!r}")
         super().__init__(
@@ -274,37 +299,8 @@ class FNO(GridNeuralOperator):
             hidden_channels=hidden_channels, n_layers=n_layers,
             lifting_channel_ratio=lifting_channel_ratio,
             projection_channel_ratio=projection_channel_ratio,
-            positional_embedding=positional_embedding, grid_boundaries=grid_boundaries,
+            positional_embedding=positional_embedding, domain=domain,
             domain_padding=domain_padding, activation=activation, norm=norm,
             use_channel_mlp=use_channel_mlp, channel_mlp_expansion=channel_mlp_expansion,
-            channel_mlp_skip=channel_mlp_skip, skip=fno_skip,
+            channel_mlp_skip=channel_mlp_skip, skip=skip,
         )
-        self.config = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "n_modes": list(modes),
-            "hidden_channels": hidden_channels,
-            "n_layers": n_layers,
-            "lifting_channel_ratio": float(lifting_channel_ratio),
-            "projection_channel_ratio": float(projection_channel_ratio),
-            "positional_embedding": positional_embedding,
-            "grid_boundaries": _plain_bounds(grid_boundaries),
-            "domain_padding": float(domain_padding),
-            "activation": activation,
-            "norm": norm,
-            "use_channel_mlp": bool(use_channel_mlp),
-            "channel_mlp_expansion": float(channel_mlp_expansion),
-            "channel_mlp_skip": channel_mlp_skip,
-            "fno_skip": fno_skip,
-            "conv_bias": bool(conv_bias),
-        }
-
-
-def _plain_bounds(bounds: Sequence[Sequence[float]] | None) -> list[list[float]] | None:
-    if bounds is None:
-        return None
-    out = [[float(v) for v in b] for b in bounds]
-    for b in out:
-        if not all(math.isfinite(v) for v in b):
-            raise ValueError(f"grid_boundaries must be finite, got {bounds!r}")
-    return out

@@ -2,14 +2,11 @@
 
 Each block sums, on the block's output grid::
 
-    y = SphericalSpectralConv(x) + DiscoConv_S2(x) + PointDifferentialConv_S2(x)
+    y = SphericalSpectralConv(x) + SphereDiscoConv(x) + SphereDifferentialConv(x)
 
-The local layers act on the sphere itself: the DISCO kernel uses geodesic polar
-coordinates in each output point's frame (the torch-harmonics convention) with
-the quadrature weights of the latitude-longitude grid the input actually has,
-and the differential kernel is the zero-sum, linearly consistent version of it
-divided by its radius. Both radii are angles fixed at construction, so the same
-weights define the same operator at every resolution.
+The local layers build their kernels for the grid the input actually has, with
+radii that are angles fixed at construction, so the same weights define the same
+operator at every resolution.
 """
 
 from __future__ import annotations
@@ -17,22 +14,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
-from torch import nn
-
-from geo_neuralop.geometry.sphere import sphere_grid
-from geo_neuralop.kernels.disco import DiscoKernel
-from geo_neuralop.layers.differential_conv import PointDifferentialConv
-from geo_neuralop.layers.disco_conv import DiscoConv
-from geo_neuralop.layers.sphere_ring_conv import SphereRingKernel
-from geo_neuralop.models.local_no import layer_flags
+from geo_neuralop.layers.sphere_disco_conv import SphereDifferentialConv, SphereDiscoConv
 from geo_neuralop.models.registry import register_model
 from geo_neuralop.models.sfno import SFNO
+from geo_neuralop.utils.checks import layer_flags
 
 __all__ = ["LocalSFNO"]
 
 
-@register_model("local_sfno")
+@register_model("local_sfno", family="sphere")
 class LocalSFNO(SFNO):
     """SFNO whose blocks also hold local DISCO and differential convolutions on the sphere.
 
@@ -115,110 +105,24 @@ class LocalSFNO(SFNO):
                 raise ValueError(f"{name} must be an angle in (0, pi) radians, got {value!r}")
         disco_flags = layer_flags(disco_layers, n_layers, "disco_layers")
         diff_flags = layer_flags(diff_layers, n_layers, "diff_layers")
-        disco_shape = (disco_kernel_shape if isinstance(disco_kernel_shape, int)
-                       else tuple(disco_kernel_shape))
-        diff_shape = (diff_kernel_shape if isinstance(diff_kernel_shape, int)
-                      else tuple(diff_kernel_shape))
-        self.disco = nn.ModuleList([
-            DiscoConv(hidden_channels, hidden_channels, disco_shape, radius=float(disco_radius),
-                      bias=False) if flag else nn.Identity()
-            for flag in disco_flags
-        ])
-        self.diff = nn.ModuleList([
-            PointDifferentialConv(hidden_channels, hidden_channels, diff_shape,
-                                  radius=float(diff_radius)) if flag else nn.Identity()
-            for flag in diff_flags
-        ])
-        with torch.no_grad():
-            for layer in self.diff:
-                if isinstance(layer, PointDifferentialConv):
-                    layer.weight.mul_(float(diff_radius))
-        self.disco_flags, self.diff_flags = disco_flags, diff_flags
-        self._kernels: dict[tuple, DiscoKernel] = {}
-        self._rings: dict[tuple, SphereRingKernel] = {}
-        # apply the local layers by FFTs in longitude where a block keeps its grid (set
-        # False for the sparse kernels: the same operator, slower)
-        self.ring_fft = True
-        self.config.update({
-            "disco_layers": disco_flags,
-            "diff_layers": diff_flags,
-            "disco_kernel_shape": disco_shape if isinstance(disco_shape, int)
-            else list(disco_shape),
-            "disco_radius": float(disco_radius),
-            "diff_kernel_shape": diff_shape if isinstance(diff_shape, int) else list(diff_shape),
-            "diff_radius": float(diff_radius),
-        })
+        # all DISCO layers, then all differential layers (the order of their random weights)
+        disco = [SphereDiscoConv(hidden_channels, hidden_channels, disco_kernel_shape,
+                                 radius=float(disco_radius), grid=block.conv.grid,
+                                 out_grid=block.conv.out_grid) if flag else None
+                 for block, flag in zip(self.blocks, disco_flags, strict=True)]
+        diff = [SphereDifferentialConv(hidden_channels, hidden_channels, diff_kernel_shape,
+                                       radius=float(diff_radius), grid=block.conv.grid)
+                if flag else None for block, flag in zip(self.blocks, diff_flags, strict=True)]
+        for block, *local in zip(self.blocks, disco, diff, strict=True):
+            block.local.extend(layer for layer in local if layer is not None)
 
-    def _kernel(self, layer: DiscoConv, src: tuple[int, int, str], dst: tuple[int, int, str],
-                dtype: torch.dtype, differential: bool, cache: bool = True) -> DiscoKernel:
-        key = (src, dst, dtype, differential)
-        if key not in self._kernels:
-            src_grid = sphere_grid(src[0], src[1], src[2], dtype=torch.float64)
-            dst_grid = src_grid if dst == src else sphere_grid(dst[0], dst[1], dst[2],
-                                                               dtype=torch.float64)
-            kernel = layer.build_kernel(src_grid, dst_grid, dtype=dtype)
-            if not cache:
-                return kernel
-            self._kernels[key] = kernel
-        return self._kernels[key]
+    @property
+    def ring_fft(self) -> bool:
+        """Whether the local layers use longitude FFTs where a block keeps its grid."""
+        return all(layer.ring for block in self.blocks for layer in block.local)
 
-    def _ring(self, index: int, grid: tuple[int, int, str], dtype: torch.dtype,
-              device: torch.device) -> SphereRingKernel:
-        """Block ``index``'s DISCO and differential kernels on ``grid`` in ring (longitude
-        FFT) form, concatenated along the basis axis; built once per grid and layer set."""
-        flags = (self.disco_flags[index], self.diff_flags[index])
-        key = (grid, dtype, str(device), flags)
-        if key not in self._rings:
-            kernels = []
-            if flags[0]:
-                kernels.append(self._kernel(self.disco[index], grid, grid, torch.float64, False,
-                                            cache=False))
-            if flags[1]:
-                kernels.append(self._kernel(self.diff[index], grid, grid, torch.float64, True,
-                                            cache=False))
-            self._rings[key] = SphereRingKernel(kernels, grid[0], grid[1], dtype=dtype,
-                                                device=device)
-        return self._rings[key]
-
-    def local_terms(self, index: int, x: torch.Tensor,
-                    output_shape: tuple[int, int]) -> list[torch.Tensor]:
-        """DISCO and differential terms of block ``index`` for ``x [B, C, nlat, nlon]``,
-        on the block's output grid ``output_shape``.
-
-        When the block keeps its grid, both terms are applied together through FFTs in
-        longitude (:class:`~geo_neuralop.layers.sphere_ring_conv.SphereRingKernel`: the
-        same operator as the sparse kernels, 2.8x faster at 64 x 128 in
-        ``benchmarks/sphere_ring.py``) and returned as one
-        term; otherwise through the sparse kernels."""
-        conv = self.blocks[index].conv
-        src = (x.shape[2], x.shape[3], conv.grid)
-        dst = (output_shape[0], output_shape[1], conv.out_grid)
-        if self.ring_fft and src == dst and (self.disco_flags[index] or self.diff_flags[index]):
-            ring = self._ring(index, src, x.dtype, x.device)
-            weights = [layer.weight for layer, flag in
-                       ((self.disco[index], self.disco_flags[index]),
-                        (self.diff[index], self.diff_flags[index])) if flag]
-            return [ring.apply(x, torch.cat(weights, dim=2))]
-        flat = x.flatten(2).transpose(1, 2)  # [B, N, C]
-        terms = []
-        if self.disco_flags[index]:
-            layer = self.disco[index]
-            y = layer(flat, self._kernel(layer, src, dst, x.dtype, False))
-            terms.append(y.transpose(1, 2).reshape(*x.shape[:2], *output_shape))
-        if self.diff_flags[index]:
-            layer = self.diff[index]
-            y = layer(flat, self._kernel(layer, src, src, x.dtype, True))
-            y = y.transpose(1, 2).reshape(x.shape)
-            if src != dst:
-                y = conv.transform(y, output_shape=output_shape)
-            terms.append(y)
-        return terms
-
-    def forward_blocks(self, x: torch.Tensor, shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
-        for i, (block, shape) in enumerate(zip(self.blocks, shapes, strict=True)):
-            x = block(x, extra=self.local_terms(i, x, tuple(shape)), output_shape=shape)
-        return x
-
-    def _apply(self, fn, recurse: bool = True):
-        self._kernels, self._rings = {}, {}
-        return super()._apply(fn, recurse)
+    @ring_fft.setter
+    def ring_fft(self, value: bool) -> None:
+        for block in self.blocks:
+            for layer in block.local:
+                layer.ring = bool(value)

@@ -9,12 +9,11 @@
         --> projection
 
 Both integrals are quadratures of continuous operators (mesh quadrature
-weights on the way in, the grid's on the way out), so the model is a map
-between functions: the same weights apply to any mesh of a domain, and the
-output can be sampled at points that were not in the input. The latent grid
-spans each sample's bounding box (enlarged by ``latent_margin``), in
-coordinates normalized to the unit box, so a batch may mix meshes of different
-sizes and shapes; their kernels are block-diagonal in one sparse product.
+weights on the way in, the grid's on the way out), so the same weights apply to
+any mesh of a domain, and the output can be sampled at points that were not in
+the input. The latent grid spans each sample's bounding box (enlarged by
+``latent_margin``), so a batch may mix meshes of different sizes and shapes;
+the DISCO layers build each mesh's kernels once and batch them block-diagonally.
 """
 
 from __future__ import annotations
@@ -28,8 +27,8 @@ from torch_geometric.data import Batch
 
 from geo_neuralop.geometry.grids import regular_grid
 from geo_neuralop.geometry.point_cloud import PointCloud
-from geo_neuralop.kernels.disco import DiscoKernel, disco_kernel
-from geo_neuralop.layers.channel_mlp import ChannelMLP, get_activation
+from geo_neuralop.layers.activations import get_activation
+from geo_neuralop.layers.channel_mlp import ChannelMLP
 from geo_neuralop.layers.differential_conv import PointDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
 from geo_neuralop.models.registry import get_model, register_model
@@ -46,7 +45,7 @@ def _split(cloud: PointCloud) -> list[PointCloud]:
     return [cloud]
 
 
-@register_model("mesh_no")
+@register_model("mesh_no", family="mesh")
 class MeshNO(nn.Module):
     """Neural operator on point clouds/meshes with a regular latent grid.
 
@@ -82,6 +81,10 @@ class MeshNO(nn.Module):
     positional_embedding : bool
         Append the normalized coordinates to the input features.
     activation : str
+    kernel_cache_size : int
+        Meshes whose encoder, decoder and mesh-layer kernels each layer keeps
+        (set it to the number of distinct meshes of the training set so no kernel
+        is rebuilt during an epoch).
 
     Shapes
     ------
@@ -119,6 +122,7 @@ class MeshNO(nn.Module):
         mesh_radius: float | None = None,
         positional_embedding: bool = True,
         activation: str = "gelu",
+        kernel_cache_size: int = 64,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -165,43 +169,27 @@ class MeshNO(nn.Module):
         self.lifting = ChannelMLP(n_in, hidden_channels, 2 * hidden_channels, n_layers=2,
                                   activation=activation)
         shape = kernel_shape if isinstance(kernel_shape, int) else tuple(kernel_shape)
-        # Radii are set per sample (in cells); the layers only hold basis and weights.
-        self.encoder = DiscoConv(hidden_channels, hidden_channels, shape, radius=1.0,
-                                 normalization=normalization)
-        self.decoder = DiscoConv(hidden_channels, hidden_channels, shape, radius=1.0,
-                                 normalization=normalization)
+        # The radii are a number of latent cells: each sample gives its own (radius=None);
+        # latent points inside holes of the mesh get no encoder contribution.
+        disco = {"normalization": normalization, "allow_empty": True,
+                 "cache_size": kernel_cache_size}
+        self.encoder = DiscoConv(hidden_channels, hidden_channels, shape, radius=None, **disco)
+        self.decoder = DiscoConv(hidden_channels, hidden_channels, shape, radius=None, **disco)
         self.mesh_radius = None if mesh_radius is None else float(mesh_radius)
         if mesh_layers:
             self.mesh_disco = DiscoConv(hidden_channels, hidden_channels, shape,
-                                        radius=self.mesh_radius, bias=False)
+                                        radius=self.mesh_radius, bias=False,
+                                        cache_size=kernel_cache_size)
             self.mesh_diff = PointDifferentialConv(hidden_channels, hidden_channels, (3, 4),
-                                                   radius=self.mesh_radius)
-            with torch.no_grad():
-                self.mesh_diff.weight.mul_(self.mesh_radius)
+                                                   radius=self.mesh_radius,
+                                                   init_length=self.mesh_radius,
+                                                   cache_size=kernel_cache_size)
         else:
             self.mesh_disco = self.mesh_diff = None
+        self.in_channels = in_channels
         self.activation = get_activation(activation)
         self.projection = ChannelMLP(hidden_channels, out_channels, 2 * hidden_channels,
                                      n_layers=2, activation=activation)
-        self.config = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "latent_shape": list(latent),
-            "hidden_channels": hidden_channels,
-            "n_layers": n_layers,
-            "processor": processor,
-            "n_modes": None if n_modes is None else list(modes),
-            "processor_config": dict(processor_config or {}),
-            "kernel_shape": shape if isinstance(shape, int) else list(shape),
-            "encoder_radius": float(encoder_radius),
-            "decoder_radius": float(decoder_radius),
-            "latent_margin": float(latent_margin),
-            "normalization": normalization,
-            "mesh_layers": bool(mesh_layers),
-            "mesh_radius": self.mesh_radius,
-            "positional_embedding": bool(positional_embedding),
-            "activation": activation,
-        }
 
     # -------------------------------------------------------------- geometry
 
@@ -217,19 +205,10 @@ class MeshNO(nn.Module):
         return regular_grid(self.latent_shape, self.latent_box(cloud), False,
                             dtype=torch.float64)
 
-    def _cell(self, box: list[tuple[float, float]]) -> float:
-        return max((b - a) / (n - 1) for (a, b), n in zip(box, self.latent_shape, strict=True))
-
-    def kernels(self, cloud: PointCloud, query: PointCloud | None = None,
-                dtype: torch.dtype = torch.float32) -> tuple[DiscoKernel, DiscoKernel]:
-        """Encoder (mesh -> grid) and decoder (grid -> query) kernels of one sample."""
-        query = cloud if query is None else query
+    def cell_size(self, cloud: PointCloud) -> float:
+        """The largest cell side of one sample's latent grid (the unit of the radii)."""
         box = self.latent_box(cloud)
-        grid = regular_grid(self.latent_shape, box, False, dtype=torch.float64)
-        cell = self._cell(box)
-        enc = _kernel(self.encoder, cloud, grid, self.encoder_radius * cell, dtype)
-        dec = _kernel(self.decoder, grid, query, self.decoder_radius * cell, dtype)
-        return enc, dec
+        return max((b - a) / (n - 1) for (a, b), n in zip(box, self.latent_shape, strict=True))
 
     # -------------------------------------------------------------- forward
 
@@ -269,7 +248,7 @@ class MeshNO(nn.Module):
             raise ValueError("no input features: pass x or give the cloud an 'x' field [N, C]")
         if x.dim() != 2 or x.shape[0] != cloud.num_nodes:
             raise ValueError(f"x must have shape [{cloud.num_nodes}, C_in], got {tuple(x.shape)}")
-        n_in = self.config["in_channels"]
+        n_in = self.in_channels
         if x.shape[1] != n_in:
             raise ValueError(f"x has {x.shape[1]} channels but the model expects {n_in}")
         if cloud.pos.shape[1] != self.n_dim:
@@ -279,36 +258,19 @@ class MeshNO(nn.Module):
         queries = samples if query is None else _split(query)
         if len(queries) != len(samples):
             raise ValueError(f"query has {len(queries)} samples but the input has {len(samples)}")
-        encoders, decoders = [], []
-        for sample, q in zip(samples, queries, strict=True):
-            enc, dec = self.kernels(sample, q, dtype=x.dtype)
-            encoders.append(enc)
-            decoders.append(dec)
-        enc = encoders[0] if len(encoders) == 1 else Batch.from_data_list(encoders)
-        dec = decoders[0] if len(decoders) == 1 else Batch.from_data_list(decoders)
+        latent = [self.latent_grid(sample) for sample in samples]
+        cells = [self.cell_size(sample) for sample in samples]
         b = len(samples)
         h_mesh = self.lifting(self._features(cloud, x).T[None]).squeeze(0).T  # [N, H]
-        g = self.encoder(h_mesh, enc)  # [B * G, H]
+        g = self.encoder(h_mesh, samples, latent,
+                         radius=[self.encoder_radius * c for c in cells])  # [B * G, H]
         g = g.reshape(b, -1, g.shape[-1]).transpose(1, 2).reshape(b, -1, *self.latent_shape)
         g = self.processor(g)
         g = g.flatten(2).transpose(1, 2).reshape(-1, g.shape[1])  # [B * G, H]
-        h = self.decoder(g, dec)  # [N_query, H]
+        h = self.decoder(g, latent, queries,
+                         radius=[self.decoder_radius * c for c in cells])  # [N_query, H]
         if query is None:
             h = h + h_mesh
         if self.mesh_disco is not None:
-            kernels = [self.mesh_disco.build_kernel(q, dtype=x.dtype) for q in queries]
-            dkernels = [self.mesh_diff.build_kernel(q, dtype=x.dtype) for q in queries]
-            if len(kernels) > 1:
-                kernels, dkernels = Batch.from_data_list(kernels), Batch.from_data_list(dkernels)
-            else:
-                kernels, dkernels = kernels[0], dkernels[0]
-            h = h + self.activation(self.mesh_disco(h, kernels) + self.mesh_diff(h, dkernels))
+            h = h + self.activation(self.mesh_disco(h, queries) + self.mesh_diff(h, queries))
         return self.projection(h.T[None]).squeeze(0).T
-
-
-def _kernel(layer: DiscoConv, src: PointCloud, dst: PointCloud, radius: float,
-            dtype: torch.dtype) -> DiscoKernel:
-    """``layer``'s basis from ``src`` to ``dst`` with a per-sample radius (cached per geometry);
-    destination points out of reach (inside holes) get empty rows."""
-    return disco_kernel(src, dst, basis=layer.basis, radius=radius,
-                        normalization=layer.normalization, dtype=dtype, allow_empty=True)

@@ -1,25 +1,26 @@
 """Model registry: build any geo_neuralop model from its name and a plain config dict.
 
-A model class is registered with :func:`register_model`; :func:`get_model` builds
-it from keyword arguments (for example a YAML config or the ``config`` stored in a
-checkpoint). Every registered model keeps its constructor arguments in
-``self.config`` (a dict of plain values), so ``get_model(name, **model.config)``
-rebuilds an identical architecture.
+A model class is registered with :func:`register_model`, which also records the
+arguments every instance was built with in ``model.config`` (a dict of plain
+values, defaults filled in), so ``get_model(name, **model.config)`` rebuilds an
+identical architecture and checkpoints can store it. :func:`get_model` builds a
+model from keyword arguments (a YAML config or a checkpoint's ``config``).
 
 Examples
 --------
 >>> import torch
 >>> from geo_neuralop.models.registry import get_model, list_models, register_model
->>> @register_model("doc_linear")
+>>> @register_model("doc_linear", family="grid")
 ... class DocLinear(torch.nn.Module):
 ...     def __init__(self, in_channels: int, out_channels: int = 1) -> None:
 ...         super().__init__()
-...         self.config = {"in_channels": in_channels, "out_channels": out_channels}
 ...         self.linear = torch.nn.Linear(in_channels, out_channels)
 >>> "doc_linear" in list_models()
 True
 >>> get_model("doc_linear", in_channels=3).config
 {'in_channels': 3, 'out_channels': 1}
+>>> DocLinear.family
+'grid'
 >>> get_model("doc_linear", in_channel=3)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -29,19 +30,26 @@ TypeError: model 'doc_linear' got unknown config key 'in_channel'; accepted keys
 
 from __future__ import annotations
 
+import functools
 import inspect
+import numbers
 import re
-from collections.abc import Callable
+import types
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import torch
 
 __all__ = [
+    "FAMILIES",
+    "accepted_keys",
     "check_plain",
     "get_model",
     "get_model_class",
     "list_models",
     "model_name",
+    "plain_value",
     "register_model",
     "unregister_model",
 ]
@@ -51,21 +59,35 @@ T = TypeVar("T", bound=type)
 _REGISTRY: dict[str, type[torch.nn.Module]] = {}
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
+#: How a model sees the data: ``grid`` (``[B, C, *spatial]`` on a regular grid),
+#: ``sphere`` (``[B, C, nlat, nlon]`` on a latitude-longitude grid) or ``mesh``
+#: (PyG batches of point clouds with ``x [N, C]``); ``None`` for models without a
+#: data adapter (they can still be built, saved and loaded).
+FAMILIES = ("grid", "sphere", "mesh")
 
-def register_model(name: str) -> Callable[[T], T]:
-    """Class decorator that registers a model under ``name``.
+
+def register_model(name: str, family: str | None = None) -> Callable[[T], T]:
+    """Class decorator that registers a model under ``name`` and records its arguments.
+
+    The decorated class's ``__init__`` is wrapped so that every instance gets
+    ``self.config``: the arguments it was built with, defaults included, as
+    plain values (tuples become lists). Subclasses that are registered
+    themselves record their own arguments (the outermost registered class wins).
 
     Parameters
     ----------
     name : str
         Lower-case identifier (letters, digits, underscores; starts with a letter),
         for example ``"fno"`` or ``"mesh_graph_net"``.
+    family : {"grid", "sphere", "mesh"}, optional
+        How the model sees the data (see :data:`FAMILIES`); stored as the class
+        attribute ``family`` and used by the experiment's data adapters.
 
     Returns
     -------
     Callable
-        The decorator; it returns the class unchanged (with ``registered_name``
-        set to ``name``).
+        The decorator; it returns the class (with ``registered_name`` and
+        ``family`` set).
 
     Raises
     ------
@@ -83,6 +105,8 @@ def register_model(name: str) -> Callable[[T], T]:
             f"model name must be lower-case letters, digits and underscores starting with a "
             f"letter, got {name!r}"
         )
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES} or None, got {family!r}")
 
     def decorator(cls: T) -> T:
         if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
@@ -96,11 +120,77 @@ def register_model(name: str) -> Callable[[T], T]:
                 f"{existing.__module__}.{existing.__qualname__}; cannot register "
                 f"{cls.__module__}.{cls.__qualname__} under the same name"
             )
+        if "__init__" in cls.__dict__ and not getattr(cls.__init__, "_records_config", False):
+            cls.__init__ = _recording_init(cls, cls.__init__)  # type: ignore[misc]
         _REGISTRY[name] = cls
         cls.registered_name = name  # type: ignore[attr-defined]
+        cls.family = family  # type: ignore[attr-defined]
         return cls
 
     return decorator
+
+
+def _float_parameters(init: Callable[..., None]) -> set[str]:
+    """Names of the arguments annotated ``float`` (or ``float | None``): ints given there are
+    recorded as floats, so a config holds the values the model computes with."""
+    try:
+        hints = typing.get_type_hints(init)
+    except (NameError, TypeError, AttributeError):  # an annotation that cannot be resolved
+        return set()
+    out = set()
+    for name, hint in hints.items():
+        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union,
+                                                                    types.UnionType) else (hint,)
+        if float in args and int not in args:
+            out.add(name)
+    return out
+
+
+def _recording_init(cls: type, init: Callable[..., None]) -> Callable[..., None]:
+    signature = inspect.signature(init)
+    floats = _float_parameters(init)
+
+    @functools.wraps(init)
+    def __init__(self: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if type(self) is cls or not hasattr(self, "config"):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            config: dict[str, Any] = {}
+            for key, value in list(bound.arguments.items())[1:]:  # drop self
+                if signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+                    config.update({k: plain_value(v, f"{key}[{k!r}]") for k, v in value.items()})
+                elif signature.parameters[key].kind is not inspect.Parameter.VAR_POSITIONAL:
+                    if key in floats and isinstance(value, int) and not isinstance(value, bool):
+                        value = float(value)
+                    config[key] = plain_value(value, key)
+            self.config = config
+
+    __init__._records_config = True  # type: ignore[attr-defined]
+    return __init__
+
+
+def plain_value(value: Any, where: str = "value") -> Any:
+    """``value`` with tuples as lists and NumPy scalars as Python ones (see :func:`check_plain`).
+
+    Raises
+    ------
+    TypeError
+        Naming the path of an entry that has no plain form (a tensor, a module).
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {str(k): plain_value(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(f"{where} = {value!r} of type {type(value).__name__} is not a plain value "
+                    "(None, bool, int, float, str, list, tuple or dict); model constructor "
+                    "arguments must be plain so that checkpoints can store them")
 
 
 def _same_definition(a: type, b: type) -> bool:
@@ -148,7 +238,7 @@ def get_model_class(name: str) -> type[torch.nn.Module]:
     return cls
 
 
-def _accepted_keys(cls: type) -> tuple[list[str], list[str], bool]:
+def accepted_keys(cls: type) -> tuple[list[str], list[str], bool]:
     """Constructor keyword names, the required ones, and whether it takes ``**kwargs``."""
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # drop self
     accepted, required, var_kw = [], [], False
@@ -189,7 +279,7 @@ def get_model(name: str, **config: Any) -> torch.nn.Module:
     """
     cls = get_model_class(name)
     registered = getattr(cls, "registered_name", name)
-    accepted, required, var_kw = _accepted_keys(cls)
+    accepted, required, var_kw = accepted_keys(cls)
     if not var_kw:
         unknown = [k for k in config if k not in accepted]
         if unknown:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from geo_neuralop.geometry.sphere import SPHERE_GRIDS
+from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
 from geo_neuralop.layers.channel_mlp import ChannelMLP
 from geo_neuralop.layers.embeddings import SphereEmbedding
 from geo_neuralop.layers.spectral_block import SpectralBlock
@@ -25,7 +25,7 @@ def internal_grid_shape(nlat: int, nlon: int, scale: int) -> tuple[int, int]:
     return (nlat - 1) // scale + 1, max(1, nlon // scale)
 
 
-@register_model("sfno")
+@register_model("sfno", family="sphere")
 class SFNO(nn.Module):
     """Spherical Fourier neural operator: spherical-harmonic blocks on a latitude-longitude grid.
 
@@ -158,28 +158,6 @@ class SFNO(nn.Module):
         projection_hidden = max(1, round(projection_channel_ratio * hidden_channels))
         self.projection = ChannelMLP(hidden_channels, out_channels, projection_hidden,
                                      n_layers=2, activation=activation)
-        self.config = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "lmax": lmax,
-            "hidden_channels": hidden_channels,
-            "n_layers": n_layers,
-            "mmax": mmax,
-            "grid": grid,
-            "internal_grid": internal_grid,
-            "internal_scale": internal_scale,
-            "operator_type": operator_type,
-            "positional_embedding": positional_embedding,
-            "lifting_channel_ratio": float(lifting_channel_ratio),
-            "projection_channel_ratio": float(projection_channel_ratio),
-            "activation": activation,
-            "norm": norm,
-            "use_channel_mlp": bool(use_channel_mlp),
-            "channel_mlp_expansion": float(channel_mlp_expansion),
-            "channel_mlp_skip": channel_mlp_skip,
-            "skip": skip,
-            "conv_bias": bool(conv_bias),
-        }
 
     def block_shapes(self, nlat: int, nlon: int) -> list[tuple[int, int]]:
         """Output grid shape of every block for an ``nlat x nlon`` input."""
@@ -195,7 +173,7 @@ class SFNO(nn.Module):
         return self.lifting(x)
 
     def forward_blocks(self, x: torch.Tensor, shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
-        """The spherical blocks (override to add local terms); ``shapes``: per-block outputs."""
+        """The spherical blocks; ``shapes``: the output grid of every block."""
         for block, shape in zip(self.blocks, shapes, strict=True):
             x = block(x, output_shape=shape)
         return x

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geo_neuralop.layers.activations import get_activation
 from geo_neuralop.models.registry import register_model
 
 __all__ = ["UNet"]
@@ -25,38 +26,37 @@ _CONV_T = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _INSTANCE_NORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
-_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
 _NORMS = ("group", "instance", "batch", "none")
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _norm(kind: str, dims: int, channels: int) -> nn.Module:
+def _norm(kind: str, n_dim: int, channels: int) -> nn.Module:
     if kind == "group":
         return nn.GroupNorm(math.gcd(8, channels), channels)
     if kind == "instance":
-        return _INSTANCE_NORM[dims](channels, affine=True)
+        return _INSTANCE_NORM[n_dim](channels, affine=True)
     if kind == "batch":
-        return _BATCH_NORM[dims](channels)
+        return _BATCH_NORM[n_dim](channels)
     return nn.Identity()
 
 
 class _DoubleConv(nn.Sequential):
     """(conv 3 -> norm -> activation) x 2."""
 
-    def __init__(self, c_in: int, c_out: int, dims: int, norm: str, activation: str,
+    def __init__(self, c_in: int, c_out: int, n_dim: int, norm: str, activation: str,
                  padding_mode: str) -> None:
         bias = norm == "none"  # a bias before a normalization is cancelled by it
         layers: list[nn.Module] = []
         for c in (c_in, c_out):
             layers += [
-                _CONV[dims](c, c_out, 3, padding=1, bias=bias, padding_mode=padding_mode),
-                _norm(norm, dims, c_out),
-                _ACTIVATIONS[activation](),
+                _CONV[n_dim](c, c_out, 3, padding=1, bias=bias, padding_mode=padding_mode),
+                _norm(norm, n_dim, c_out),
+                get_activation(activation),
             ]
         super().__init__(*layers)
 
 
-@register_model("unet")
+@register_model("unet", family="grid")
 class UNet(nn.Module):
     """U-Net on regular grids of any size.
 
@@ -73,7 +73,7 @@ class UNet(nn.Module):
         Number of 2x downsamplings (0 gives a plain stack of convolutions).
         Spatial sizes that are not multiples of ``2**depth`` are padded by
         replication to the next multiple and the output is cropped back.
-    dims : {1, 2, 3}
+    n_dim : {1, 2, 3}
         Number of spatial dimensions.
     channel_multiplier : int
         Channel growth per level.
@@ -86,7 +86,7 @@ class UNet(nn.Module):
 
     Notes
     -----
-    Input ``[B, C_in, *spatial]`` with ``len(spatial) == dims``; output
+    Input ``[B, C_in, *spatial]`` with ``len(spatial) == n_dim``; output
     ``[B, C_out, *spatial]``, same spatial size. Use sizes such that the
     coarsest level has at least 2 points per axis when ``norm="instance"``.
 
@@ -97,7 +97,7 @@ class UNet(nn.Module):
     >>> model = UNet(in_channels=3, out_channels=1, hidden_channels=8, depth=2)
     >>> model(torch.randn(4, 3, 30, 17)).shape
     torch.Size([4, 1, 30, 17])
-    >>> UNet(1, 2, hidden_channels=4, depth=1, dims=3)(torch.randn(1, 1, 5, 6, 7)).shape
+    >>> UNet(1, 2, hidden_channels=4, depth=1, n_dim=3)(torch.randn(1, 1, 5, 6, 7)).shape
     torch.Size([1, 2, 5, 6, 7])
     """
 
@@ -107,7 +107,7 @@ class UNet(nn.Module):
         out_channels: int,
         hidden_channels: int = 32,
         depth: int = 3,
-        dims: int = 2,
+        n_dim: int = 2,
         channel_multiplier: int = 2,
         norm: str = "group",
         activation: str = "gelu",
@@ -123,45 +123,34 @@ class UNet(nn.Module):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
-        if dims not in (1, 2, 3) or isinstance(dims, bool):
-            raise ValueError(f"dims must be 1, 2 or 3, got {dims!r}")
+        if n_dim not in (1, 2, 3) or isinstance(n_dim, bool):
+            raise ValueError(f"n_dim must be 1, 2 or 3, got {n_dim!r}")
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {_NORMS}, got {norm!r}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}, got {activation!r}")
+        get_activation(activation)  # raises for an unknown name
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
-        self.config = {
-            "in_channels": in_channels,
-            "out_channels": out_channels,
-            "hidden_channels": hidden_channels,
-            "depth": depth,
-            "dims": dims,
-            "channel_multiplier": channel_multiplier,
-            "norm": norm,
-            "activation": activation,
-            "padding_mode": padding_mode,
-        }
-        self.dims = dims
+        self.in_channels = in_channels
+        self.n_dim = n_dim
         self.depth = depth
         widths = [hidden_channels * channel_multiplier**level for level in range(depth + 1)]
-        block = {"dims": dims, "norm": norm, "activation": activation,
+        block = {"n_dim": n_dim, "norm": norm, "activation": activation,
                  "padding_mode": padding_mode}
         self.encoders = nn.ModuleList(
             [_DoubleConv(in_channels, widths[0], **block)]
             + [_DoubleConv(widths[level - 1], widths[level], **block)
                for level in range(1, depth + 1)]
         )
-        self.pool = _POOL[dims](2)
+        self.pool = _POOL[n_dim](2)
         self.upsamplers = nn.ModuleList(
-            [_CONV_T[dims](widths[level], widths[level - 1], 2, stride=2)
+            [_CONV_T[n_dim](widths[level], widths[level - 1], 2, stride=2)
              for level in range(depth, 0, -1)]
         )
         self.decoders = nn.ModuleList(
             [_DoubleConv(2 * widths[level - 1], widths[level - 1], **block)
              for level in range(depth, 0, -1)]
         )
-        self.head = _CONV[dims](widths[0], out_channels, 1)
+        self.head = _CONV[n_dim](widths[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the U-Net.
@@ -174,15 +163,14 @@ class UNet(nn.Module):
         -------
         torch.Tensor, shape [B, C_out, *spatial]
         """
-        if x.dim() != self.dims + 2:
+        if x.dim() != self.n_dim + 2:
             raise ValueError(
-                f"x must have shape [B, C, {', '.join('*' * self.dims)}] ({self.dims + 2} "
-                f"dimensions) for dims={self.dims}, got shape {tuple(x.shape)}"
+                f"x must have shape [B, C, {', '.join('*' * self.n_dim)}] ({self.n_dim + 2} "
+                f"dimensions) for n_dim={self.n_dim}, got shape {tuple(x.shape)}"
             )
-        if x.shape[1] != self.config["in_channels"]:
+        if x.shape[1] != self.in_channels:
             raise ValueError(
-                f"x has {x.shape[1]} channels, the model expects "
-                f"in_channels={self.config['in_channels']}"
+                f"x has {x.shape[1]} channels, the model expects in_channels={self.in_channels}"
             )
         spatial = x.shape[2:]
         multiple = 2**self.depth

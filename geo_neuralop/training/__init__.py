@@ -1,95 +1,30 @@
-"""Losses, metrics, the trainer, rollouts and distributed training."""
+"""Training: losses and metrics, the trainer, rollouts, experiments and their evaluation.
 
-from geo_neuralop.training.checkpointing import (
-    CheckpointManager,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
-from geo_neuralop.training.config import ConfigError, load_config, validate_config
-from geo_neuralop.training.distributed import (
-    DistributedInfo,
-    ResumableDistributedSampler,
-    ShardSampler,
-    barrier,
-    cleanup_distributed,
-    get_rank,
-    get_world_size,
-    init_distributed,
-    is_distributed,
-    is_main_process,
-    unwrap_model,
-    wrap_model,
-)
-from geo_neuralop.training.experiment import (
-    evaluate_checkpoint,
-    load_trained_model,
-    run_experiment,
-)
-from geo_neuralop.training.losses import (
-    H1Loss,
-    LpLoss,
-    grid_gradient,
-    grid_quadrature_weights,
-    h1_error,
-    lp_error,
-    sphere_gradient_sq_norm,
-    sphere_quadrature_weights,
-)
-from geo_neuralop.training.metrics import MetricAverager, MetricLog, error_metrics, read_jsonl
+The names users need are here; the rest (distributed helpers, checkpoint files,
+data adapters) live in the submodules.
+"""
+
+from geo_neuralop.training.config import ConfigError, load_config
+from geo_neuralop.training.evaluation import evaluate_checkpoint, load_trained_model
+from geo_neuralop.training.experiment import run_experiment
+from geo_neuralop.training.losses import H1Loss, LpLoss, h1_error, lp_error
+from geo_neuralop.training.metrics import error_metrics
 from geo_neuralop.training.rollout import RolloutResult, rollout
-from geo_neuralop.training.trainer import (
-    NonFiniteLossError,
-    Trainer,
-    TrainerConfig,
-    TrainingInterrupted,
-    default_batch_fn,
-    move_to_device,
-)
+from geo_neuralop.training.trainer import Trainer, TrainerConfig
 
 __all__ = [
-    "CheckpointManager",
     "ConfigError",
-    "DistributedInfo",
     "H1Loss",
     "LpLoss",
-    "MetricAverager",
-    "MetricLog",
-    "NonFiniteLossError",
-    "ResumableDistributedSampler",
     "RolloutResult",
-    "ShardSampler",
     "Trainer",
     "TrainerConfig",
-    "TrainingInterrupted",
-    "barrier",
-    "capture_rng_state",
-    "cleanup_distributed",
-    "default_batch_fn",
     "error_metrics",
     "evaluate_checkpoint",
-    "get_rank",
-    "get_world_size",
-    "grid_gradient",
-    "grid_quadrature_weights",
     "h1_error",
-    "init_distributed",
-    "is_distributed",
-    "is_main_process",
-    "load_checkpoint",
     "load_config",
     "load_trained_model",
     "lp_error",
-    "move_to_device",
-    "read_jsonl",
-    "restore_rng_state",
     "rollout",
     "run_experiment",
-    "save_checkpoint",
-    "sphere_gradient_sq_norm",
-    "sphere_quadrature_weights",
-    "unwrap_model",
-    "validate_config",
-    "wrap_model",
 ]

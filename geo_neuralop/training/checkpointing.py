@@ -33,7 +33,7 @@ from geo_neuralop.utils import atomic_path
 logger = logging.getLogger(__name__)
 
 FORMAT = "geo_neuralop.checkpoint"
-VERSION = 1
+VERSION = 2  # 2: model parameter names of the 0.2 layer redesign
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -49,12 +49,13 @@ from typing import Any
 
 import yaml
 
+from geo_neuralop.models.registry import get_model_class, list_models
+from geo_neuralop.training.trainer_config import TrainerConfig
 from geo_neuralop.utils import atomic_path
 
 __all__ = [
     "DATA_KEYS",
     "EVALUATION_KEYS",
-    "MODEL_FAMILIES",
     "SECTIONS",
     "ConfigError",
     "apply_overrides",
@@ -67,23 +68,10 @@ __all__ = [
 SECTIONS = ("data", "model", "trainer", "evaluation")
 TOP_LEVEL = ("name", *SECTIONS)
 
-#: How each registered model sees the data: ``grid`` ([B, C, H, W] on a regular
-#: grid), ``sphere`` ([B, C, nlat, nlon] on a latitude-longitude grid) or ``mesh``
-#: (PyG batches of point clouds with ``x [N, C]``).
-MODEL_FAMILIES = {
-    "fno": "grid",
-    "amfno": "grid",
-    "local_no": "grid",
-    "unet": "grid",
-    "sfno": "sphere",
-    "local_sfno": "sphere",
-    "mesh_no": "mesh",
-    "mesh_graph_net": "mesh",
-}
-
-#: Constructor arguments the experiment fills from the data when the config omits them.
+#: Constructor arguments the experiment fills from the data when the config omits them
+#: (per model family, see :data:`geo_neuralop.models.registry.FAMILIES`).
 INFERRED_MODEL_KEYS = {
-    "grid": ("in_channels", "out_channels", "domain", "periodic", "grid_boundaries", "dims"),
+    "grid": ("in_channels", "out_channels", "domain", "periodic", "n_dim"),
     "sphere": ("in_channels", "out_channels", "grid"),
     "mesh": ("in_channels", "out_channels", "pos_dim"),
 }
@@ -336,9 +324,6 @@ def _constructor_hints(cls: type) -> tuple[dict[str, Any], list[str], bool]:
 
 
 def _check_model(given: Any, errors: list[str]) -> dict[str, Any]:
-    from geo_neuralop.models import list_models
-    from geo_neuralop.models.registry import get_model_class
-
     if not isinstance(given, Mapping):
         errors.append(f"model: expected a mapping, got {given!r}")
         return {}
@@ -359,10 +344,11 @@ def _check_model(given: Any, errors: list[str]) -> dict[str, Any]:
         return out
     registered = getattr(cls, "registered_name", name)
     out["name"] = registered
-    family = MODEL_FAMILIES.get(registered)
+    family = getattr(cls, "family", None)
     if family is None:
+        with_family = [n for n in list_models() if getattr(get_model_class(n), "family", None)]
         errors.append(f"model.name: {registered!r} has no data adapter; models with one: "
-                      f"{', '.join(sorted(MODEL_FAMILIES))}")
+                      f"{', '.join(with_family)}")
         return out
     residual = given.get("residual", "auto")
     problem = _residual(residual)
@@ -389,8 +375,6 @@ def _check_model(given: Any, errors: list[str]) -> dict[str, Any]:
 
 
 def _trainer_schema() -> dict[str, Key]:
-    from geo_neuralop.training.trainer import TrainerConfig
-
     hints = typing.get_type_hints(TrainerConfig)
     schema = {}
     for f in dataclasses.fields(TrainerConfig):
@@ -406,8 +390,6 @@ def _trainer_schema() -> dict[str, Key]:
 
 
 def _check_trainer(given: Any, errors: list[str]) -> dict[str, Any]:
-    from geo_neuralop.training.trainer import TrainerConfig
-
     if not isinstance(given, Mapping):
         errors.append(f"trainer: expected a mapping, got {given!r}")
         return {}

@@ -25,23 +25,24 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from geo_neuralop.training.losses import Domain, error_integrals, resolve_layout
+from geo_neuralop.geometry.grid_spec import GridSpec
+from geo_neuralop.geometry.integration import (
+    GridQuadrature,
+    Quadrature,
+    SphereQuadrature,
+    as_quadrature,
+)
+from geo_neuralop.training.losses import error_integrals
 from geo_neuralop.utils import atomic_path
 
 
 def error_metrics(
     pred: torch.Tensor,
     target: torch.Tensor,
-    weights: torch.Tensor | None = None,
+    quadrature: Any,
     *,
-    layout: str = "auto",
-    batch: torch.Tensor | None = None,
-    num_graphs: int | None = None,
     pred_grad: torch.Tensor | None = None,
     target_grad: torch.Tensor | None = None,
-    domain: Domain = None,
-    periodic: bool | Sequence[bool] = False,
-    sphere: str | None = None,
     h1: bool | None = None,
     channel_names: Sequence[str] | None = None,
     eps: float = 1e-12,
@@ -50,13 +51,11 @@ def error_metrics(
 
     Parameters
     ----------
-    pred, target, weights, layout, batch, num_graphs, pred_grad, target_grad,
-    domain, periodic, sphere
+    pred, target, quadrature, pred_grad, target_grad
         As in :func:`geo_neuralop.training.losses.h1_error`.
     h1 : bool, optional
         Compute H1 errors. Default: when gradients are available (gradient
-        fields given, or grid fields, where finite differences or the sphere
-        harmonic transform supply them).
+        fields given, or a grid or sphere quadrature that can differentiate).
     channel_names : sequence of str, optional
         Names of the ``C`` channels (default ``"0"``, ``"1"``, ...).
     eps : float
@@ -73,22 +72,21 @@ def error_metrics(
     Examples
     --------
     >>> import torch
+    >>> from geo_neuralop.geometry import PointQuadrature
     >>> y = torch.ones(4, 2)
-    >>> m = error_metrics(1.5 * y, y, channel_names=["u", "v"])
+    >>> m = error_metrics(1.5 * y, y, PointQuadrature(torch.full((4,), 0.25)),
+    ...                   channel_names=["u", "v"])
     >>> sorted(m), float(m["rel_l2/u"][0])
     (['abs_l2', 'abs_l2/u', 'abs_l2/v', 'rel_l2', 'rel_l2/u', 'rel_l2/v'], 0.5)
     """
-    kind = resolve_layout(pred, layout)
+    quad = as_quadrature(quadrature)
     if h1 is None:
-        h1 = pred_grad is not None or (kind == "grid" and _grid_has_gradients(pred, periodic,
-                                                                               sphere))
+        h1 = pred_grad is not None or _can_differentiate(quad)
     with torch.no_grad():
         parts = error_integrals(
-            pred.detach(), target.detach(), weights, gradients=h1, layout=kind, batch=batch,
-            num_graphs=num_graphs,
+            pred.detach(), target.detach(), quad, gradients=h1,
             pred_grad=None if pred_grad is None else pred_grad.detach(),
             target_grad=None if target_grad is None else target_grad.detach(),
-            domain=domain, periodic=periodic, sphere=sphere,
         )
     n_channels = parts["err"].shape[1]
     if channel_names is None:
@@ -110,18 +108,14 @@ def error_metrics(
     return out
 
 
-def _grid_has_gradients(pred: torch.Tensor, periodic: bool | Sequence[bool],
-                        sphere: str | None) -> bool:
-    """Whether H1 can be computed on grid fields without gradient fields."""
-    if sphere is not None:
-        return pred.dim() == 4
-    spatial = pred.shape[2:]
-    if not 1 <= len(spatial) <= 3:
-        return False
-    per = (periodic,) * len(spatial) if isinstance(periodic, bool) else tuple(periodic)
-    if len(per) != len(spatial):
-        return False
-    return all(n >= (1 if p else 3) for n, p in zip(spatial, per, strict=True))
+def _can_differentiate(quad: Quadrature) -> bool:
+    """Whether the quadrature supplies gradients of its fields (grids with enough nodes)."""
+    if isinstance(quad, SphereQuadrature):
+        return True
+    if isinstance(quad, GridQuadrature) and isinstance(quad.spec, GridSpec):
+        return all(n >= (1 if p else 3) for n, p in zip(quad.spec.shape, quad.spec.periodic,
+                                                          strict=True))
+    return False
 
 
 class MetricAverager:

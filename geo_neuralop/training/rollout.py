@@ -126,7 +126,7 @@ def rollout(
     channel_dim: int = -1,
     teacher_steps: int = 0,
     metric_fn: MetricFn | None = None,
-    metric_kwargs: Mapping[str, Any] | None = None,
+    quadrature: Any = None,
     blowup_factor: float | None = 1e3,
     stop_on_failure: bool = True,
     keep_predictions: bool = True,
@@ -157,10 +157,12 @@ def rollout(
         Number of leading steps fed with the true previous state.
     metric_fn : callable, optional
         ``metric_fn(pred, target) -> {name: value or per-sample tensor}``;
-        default :func:`error_metrics` with ``metric_kwargs`` (weights, batch,
-        domain, sphere, ...), averaged over samples.
-    metric_kwargs : mapping, optional
-        Extra keyword arguments of the default metric function.
+        default :func:`error_metrics` with ``quadrature``, averaged over samples.
+    quadrature : optional
+        How the default metric integrates the state (a
+        :class:`~geo_neuralop.geometry.Quadrature`, point cloud or batch,
+        :class:`~geo_neuralop.geometry.GridSpec` or ``SphereGridSpec``); needed
+        with ``targets`` unless ``metric_fn`` is given.
     blowup_factor : float or None
         Failure when ``max |x_t| > blowup_factor * max |x_0|``; None disables.
     stop_on_failure : bool
@@ -179,8 +181,9 @@ def rollout(
     >>> import torch
     >>> x0 = torch.ones(1, 1, 8)                     # [B, C, n] on a periodic grid
     >>> truth = torch.stack([x0 * 0.9**t for t in range(1, 4)])
+    >>> from geo_neuralop.geometry import GridSpec
     >>> res = rollout(lambda x: 0.9 * x, x0, targets=truth, channel_dim=1,
-    ...               metric_kwargs={"periodic": True})
+    ...               quadrature=GridSpec((8,), periodic=True))
     >>> res.stable, [round(v, 3) for v in res.errors["rel_l2"].tolist()]
     (True, [0.0, 0.0, 0.0])
     >>> [round(v, 3) for v in res.persistence_errors["rel_l2"].tolist()]  # |1 - 0.9^t| / 0.9^t
@@ -212,12 +215,14 @@ def rollout(
     if blowup_factor is not None and not blowup_factor > 0:
         raise ValueError(f"blowup_factor must be positive or None, got {blowup_factor}")
 
-    kwargs = dict(metric_kwargs or {})
+    if target_seq is not None and metric_fn is None and quadrature is None:
+        raise ValueError("rollout needs a quadrature (or a metric_fn) to measure errors "
+                         "against targets")
 
     def measure(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         if metric_fn is not None:
             return _mean_metrics(metric_fn(pred, target))
-        return _mean_metrics(error_metrics(pred, target, **kwargs))
+        return _mean_metrics(error_metrics(pred, target, quadrature))
 
     def true_state(t: int) -> torch.Tensor:  # x_t, t >= 0
         return initial_state if t == 0 else target_seq[t - 1]  # type: ignore[index]

@@ -1,79 +1,18 @@
 """The training loop: AdamW, schedules, mixed precision, exact resume, DDP.
 
-Design
-------
-:class:`Trainer` drives any ``torch.nn.Module`` on any map-style
-``torch.utils.data.Dataset``. Three small functions adapt it to a model and a
-data format:
-
-- ``batch_fn(batch) -> (inputs, target, loss_kwargs)`` splits a collated batch
-  (already on the device). ``loss_kwargs`` is a dict of extra keyword arguments
-  of the loss (``weights``, ``batch``, ``num_graphs``, gradient fields ...); a
-  tensor there is taken as ``{"weights": tensor}``, None as ``{}``. The default,
-  :func:`default_batch_fn`, understands ``(x, y)`` / ``(x, y, weights)`` tuples,
-  dicts with ``x``/``y`` (and ``weights``), and PyG batches (the whole batch is
-  the input, ``batch.y`` the target, quadrature ``weights`` and the ``batch``
-  vector go to the loss).
-- ``forward_fn(model, inputs) -> pred`` (default ``model(inputs)``) for models
-  with extra arguments.
-- ``loss(pred, target, **loss_kwargs) -> scalar``, by default the relative L2
-  error :class:`~geo_neuralop.training.losses.LpLoss`, whose batch value is the
-  mean over samples. ``metric_fn(pred, target, **loss_kwargs) -> {name: [B]}``
-  (e.g. :func:`~geo_neuralop.training.metrics.error_metrics`) adds validation
-  metrics.
-
-Everything else is a :class:`TrainerConfig` (a dataclass of YAML-able values,
-built with :meth:`TrainerConfig.from_dict`, which names the offending key).
-
-Outputs (``out_dir``, written by rank 0 only)::
-
-    checkpoints/last.pt, previous.pt, best.pt   atomic torch.save files
-    metrics.jsonl, metrics.csv                  one record per epoch
-    tensorboard/                                if tensorboard=True and installed
-
-Exact resumption
-----------------
-A checkpoint holds the model, optimizer, scheduler and grad-scaler states, the
-RNG states of torch (CPU and CUDA), NumPy and Python, the progress counters
-(epoch, step within the epoch, global step), the running sums of the epoch's
-training loss, the metric history and the config. Batches come from
-:class:`~geo_neuralop.training.distributed.ResumableDistributedSampler`, whose
-order depends only on ``seed + epoch``, and the loader's worker seeds from a
-generator reseeded every epoch, so the global RNG is consumed only by the
-model. A run resumed from a checkpoint written after step ``s`` therefore
-skips exactly the first ``s`` batches of the epoch and continues with the same
-batches, random numbers and learning rates as an uninterrupted run, reaching
-the same losses (bitwise on the CPU). Datasets must return the same sample for
-the same index (random augmentation should be seeded from the index).
-
-Checkpoints are written every ``checkpoint_every_steps`` optimizer steps
-(0: only at epoch ends), at every epoch end, and when SIGTERM arrives: the
-handler only sets a flag; the current step finishes, a checkpoint is written,
-and :class:`TrainingInterrupted` (a ``SystemExit`` with code 143) ends the
-process. After SIGKILL the run resumes from the last checkpoint and repeats
-the steps since then. On resume the metric files are rewritten from the
-history stored in the checkpoint, so no epoch is lost or repeated.
-
-A NaN or infinite training loss (or parameters found non-finite when a
-checkpoint is due) stops training with :class:`NonFiniteLossError`, which
-names the epoch and step and the last good checkpoint; nothing is written
-after the bad step, so ``last.pt`` stays the last good state.
-
-Mixed precision and processes
------------------------------
-``amp="bf16"`` or ``"fp16"`` runs the forward pass under CUDA autocast
-(``fp16`` with a ``GradScaler``); on the CPU it is ignored with a warning and
-training runs in the model's dtype. Losses are always summed in at least
-float32. Under ``torchrun`` the trainer joins the process group (NCCL on GPUs,
-gloo on the CPU), wraps the model in DDP and splits the *global*
-``batch_size`` evenly over the processes; see
-:mod:`geo_neuralop.training.distributed`.
+:class:`Trainer` trains any ``nn.Module`` on any map-style dataset, adapted by
+``batch_fn(batch) -> (inputs, target, quadrature)``, ``forward_fn(model, inputs)``,
+``loss(pred, target, quadrature)`` (default relative L2) and
+``metric_fn(pred, target, quadrature)``; settings are a :class:`TrainerConfig`.
+Rank 0 writes ``checkpoints/{last,previous,best}.pt`` and ``metrics.{jsonl,csv}``
+under ``out_dir``. Runs resume exactly (bitwise on the CPU) from any checkpoint,
+SIGTERM writes one and exits 143, and a non-finite loss stops before the update.
+The design notes are in ``docs/design/training.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import random
@@ -82,7 +21,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
+from geo_neuralop.geometry.integration import PointQuadrature, Quadrature
 from geo_neuralop.training.checkpointing import (
     FORMAT,
     VERSION,
@@ -113,12 +53,9 @@ from geo_neuralop.training.distributed import (
 )
 from geo_neuralop.training.losses import LpLoss
 from geo_neuralop.training.metrics import MetricAverager, MetricLog
+from geo_neuralop.training.trainer_config import TrainerConfig
 
 logger = logging.getLogger(__name__)
-
-SCHEDULERS = ("cosine", "step", "none")
-AMP_MODES = ("none", "bf16", "fp16")
-COLLATES = ("auto", "default", "pyg")
 
 BatchFn = Callable[[Any], tuple[Any, torch.Tensor, Any]]
 ForwardFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -132,193 +69,6 @@ class TrainingInterrupted(SystemExit):
     """Raised after a SIGTERM once the checkpoint is written; exit code ``128 + signum``."""
 
 
-# --------------------------------------------------------------------------------------
-# configuration
-# --------------------------------------------------------------------------------------
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-@dataclass
-class TrainerConfig:
-    """Settings of :class:`Trainer`; every field is a plain YAML-able value.
-
-    Attributes
-    ----------
-    epochs : int
-        Passes over the training set.
-    batch_size : int
-        Global batch size (split evenly over the processes of a DDP job).
-    eval_batch_size : int or None
-        Batch size per process for evaluation (default ``batch_size``).
-    lr : float
-        Peak learning rate of AdamW.
-    weight_decay : float
-        AdamW's decoupled weight decay.
-    betas : list of float
-        AdamW's moment coefficients.
-    scheduler : {"cosine", "step", "none"}
-        Learning-rate schedule, stepped after every optimizer step: cosine decay
-        to ``min_lr_ratio * lr`` over all steps; ``gamma`` every ``step_size``
-        epochs; or constant.
-    warmup_steps : int
-        Linear warm-up steps before the schedule (any scheduler).
-    min_lr_ratio : float
-        Floor of the cosine schedule, as a fraction of ``lr``.
-    step_size : int
-        Epochs between decays of the step schedule.
-    gamma : float
-        Decay factor of the step schedule.
-    grad_clip : float or None
-        Maximal global gradient norm (None or 0: no clipping).
-    amp : {"none", "bf16", "fp16"}
-        Mixed precision on CUDA (ignored with a warning on the CPU).
-    checkpoint_every_steps : int
-        Also checkpoint every this many optimizer steps (0: epoch ends only).
-    out_dir : str
-        Folder of checkpoints and metric files.
-    seed : int
-        Seed of torch/NumPy/Python RNGs at a fresh start and of the shuffling.
-    num_workers : int
-        DataLoader worker processes.
-    collate : {"auto", "default", "pyg"} or callable
-        How samples become a batch: torch's ``default_collate``, PyG's
-        ``Batch.from_data_list`` (graphs of any size), or chosen from the
-        first sample ("auto").
-    shuffle : bool
-        Shuffle the training set each epoch.
-    drop_last : bool
-        Drop the last incomplete batch.
-    val_every_epochs : int
-        Validate every this many epochs (and after the last one).
-    device : str
-        "auto" (CUDA if available), "cpu", "cuda" or "cuda:<i>".
-    progress : bool
-        Show tqdm progress bars (rank 0 only).
-    tensorboard : bool
-        Also log to TensorBoard (if the ``tensorboard`` package is installed).
-    deterministic : bool
-        ``torch.use_deterministic_algorithms(True, warn_only=True)``, for
-        reproducible CUDA scatter operations.
-    """
-
-    epochs: int = 10
-    batch_size: int = 8
-    eval_batch_size: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    scheduler: str = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    step_size: int = 10
-    gamma: float = 0.5
-    grad_clip: float | None = None
-    amp: str = "none"
-    checkpoint_every_steps: int = 0
-    out_dir: str = "runs/train"
-    seed: int = 0
-    num_workers: int = 0
-    collate: Any = "auto"
-    shuffle: bool = True
-    drop_last: bool = False
-    val_every_epochs: int = 1
-    device: str = "auto"
-    progress: bool = True
-    tensorboard: bool = False
-    deterministic: bool = False
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _check_field(f.name, getattr(self, f.name), "TrainerConfig")
-        self.betas = [float(b) for b in self.betas]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], path: str = "trainer") -> TrainerConfig:
-        """Build from a mapping (e.g. a YAML section), naming bad keys by ``path``.
-
-        Raises
-        ------
-        ValueError
-            ``"<path>.<key>: ..."`` for unknown keys and bad values.
-        TypeError
-            If ``data`` is not a mapping.
-        """
-        if not isinstance(data, Mapping):
-            raise TypeError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ValueError(f"{path}.{key}: unknown key; known keys are {sorted(known)}")
-        for key, value in data.items():
-            _check_field(key, value, path)
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (a callable ``collate`` is stored as its qualified name)."""
-        out = dataclasses.asdict(self)
-        if callable(self.collate):
-            out["collate"] = getattr(self.collate, "__qualname__", repr(self.collate))
-        return out
-
-
-def _check_field(name: str, value: Any, prefix: str) -> None:
-    where = f"{prefix}.{name}"
-    positive_ints = ("epochs", "batch_size", "step_size", "val_every_epochs")
-    nonneg_ints = ("warmup_steps", "checkpoint_every_steps", "seed", "num_workers")
-    if name in positive_ints:
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"{where}: must be a positive integer, got {value!r}")
-    elif name in nonneg_ints:
-        if not _is_int(value) or value < 0:
-            raise ValueError(f"{where}: must be a non-negative integer, got {value!r}")
-    elif name == "eval_batch_size":
-        if value is not None and (not _is_int(value) or value < 1):
-            raise ValueError(f"{where}: must be a positive integer or null, got {value!r}")
-    elif name in ("lr", "gamma"):
-        if not _is_number(value) or not value > 0 or not math.isfinite(value):
-            raise ValueError(f"{where}: must be a positive number, got {value!r}")
-    elif name == "weight_decay":
-        if not _is_number(value) or value < 0:
-            raise ValueError(f"{where}: must be a non-negative number, got {value!r}")
-    elif name == "min_lr_ratio":
-        if not _is_number(value) or not 0 <= value <= 1:
-            raise ValueError(f"{where}: must be a number in [0, 1], got {value!r}")
-    elif name == "grad_clip":
-        if value is not None and (not _is_number(value) or value < 0):
-            raise ValueError(f"{where}: must be a non-negative number or null, got {value!r}")
-    elif name == "betas":
-        if (not isinstance(value, (list, tuple)) or len(value) != 2
-                or not all(_is_number(b) and 0 <= b < 1 for b in value)):
-            raise ValueError(f"{where}: must be two numbers in [0, 1), got {value!r}")
-    elif name == "scheduler":
-        if value not in SCHEDULERS:
-            raise ValueError(f"{where}: must be one of {SCHEDULERS}, got {value!r}")
-    elif name == "amp":
-        if value not in AMP_MODES:
-            raise ValueError(f"{where}: must be one of {AMP_MODES}, got {value!r}")
-    elif name == "collate":
-        if not callable(value) and value not in COLLATES:
-            raise ValueError(f"{where}: must be one of {COLLATES} or a callable, got {value!r}")
-    elif name in ("out_dir", "device"):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{where}: must be a non-empty string, got {value!r}")
-    elif name in ("shuffle", "drop_last", "progress", "tensorboard", "deterministic"):
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: must be true or false, got {value!r}")
-
-
-# --------------------------------------------------------------------------------------
-# batches
-# --------------------------------------------------------------------------------------
-
-
 def _is_pyg(obj: Any) -> bool:
     try:
         from torch_geometric.data.data import BaseData
@@ -327,17 +77,18 @@ def _is_pyg(obj: Any) -> bool:
     return isinstance(obj, BaseData)
 
 
-def default_batch_fn(batch: Any) -> tuple[Any, torch.Tensor, dict[str, Any]]:
-    """Split a collated batch into ``(inputs, target, loss_kwargs)``.
+def default_batch_fn(batch: Any) -> tuple[Any, torch.Tensor, Quadrature | None]:
+    """Split a collated batch into ``(inputs, target, quadrature)``.
 
     Understands
 
-    - a PyG ``Batch``/``Data``: inputs = the batch itself, target = ``batch.y``,
-      loss kwargs ``weights`` (if the batch has quadrature weights), ``batch``
-      (the graph index of each point) and ``num_graphs``;
-    - a mapping with ``"x"`` (or ``"input"``), ``"y"`` (or ``"target"``) and
-      optionally ``"weights"``;
-    - a tuple/list ``(x, y)`` or ``(x, y, weights)``.
+    - a PyG ``Batch``/``Data`` of point clouds: inputs = the batch itself, target =
+      ``batch.y``, the quadrature of the clouds (weights and ``batch`` vector);
+    - a mapping with ``"x"`` (or ``"input"``) and ``"y"`` (or ``"target"``);
+    - a tuple/list ``(x, y)``.
+
+    Mappings and tuples give no quadrature: the loss's own is used (e.g.
+    ``LpLoss(quadrature=GridSpec(...))`` for grid-shaped data).
 
     Raises
     ------
@@ -348,26 +99,21 @@ def default_batch_fn(batch: Any) -> tuple[Any, torch.Tensor, dict[str, Any]]:
         if getattr(batch, "y", None) is None:
             raise TypeError("PyG batches need the target in batch.y for the default batch_fn; "
                             "pass batch_fn= to the Trainer for other layouts")
-        kwargs: dict[str, Any] = {}
-        if getattr(batch, "weights", None) is not None:
-            kwargs["weights"] = batch.weights
-        if getattr(batch, "batch", None) is not None:
-            kwargs["batch"] = batch.batch
-            kwargs["num_graphs"] = int(batch.num_graphs)
-        return batch, batch.y, kwargs
+        if getattr(batch, "weights", None) is None:
+            raise TypeError("PyG batches need quadrature weights (batch.weights): batch "
+                            "PointCloud objects")
+        return batch, batch.y, PointQuadrature.from_cloud(batch)
     if isinstance(batch, Mapping):
         x = batch["x"] if "x" in batch else batch.get("input")
         y = batch["y"] if "y" in batch else batch.get("target")
         if x is None or y is None:
             raise TypeError(f"dict batches need keys 'x'/'input' and 'y'/'target', got "
                             f"{sorted(batch)}")
-        kwargs = {"weights": batch["weights"]} if batch.get("weights") is not None else {}
-        return x, y, kwargs
-    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
-        kwargs = {"weights": batch[2]} if len(batch) == 3 and batch[2] is not None else {}
-        return batch[0], batch[1], kwargs
+        return x, y, batch.get("quadrature")
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1], None
     raise TypeError(f"default_batch_fn cannot split a batch of type {type(batch).__name__}; "
-                    f"pass batch_fn=callable(batch) -> (inputs, target, loss_kwargs)")
+                    f"pass batch_fn=callable(batch) -> (inputs, target, quadrature)")
 
 
 def default_forward_fn(model: nn.Module, inputs: Any) -> torch.Tensor:
@@ -391,20 +137,18 @@ def move_to_device(obj: Any, device: torch.device) -> Any:
 def _loss_kwargs(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
-    if isinstance(value, torch.Tensor):
-        return {"weights": value}
+    if isinstance(value, Quadrature):
+        return {"quadrature": value}
     if isinstance(value, Mapping):
         return dict(value)
-    raise TypeError(f"batch_fn's third value must be None, a weights tensor or a dict of loss "
+    raise TypeError(f"batch_fn's third value must be None, a Quadrature or a dict of loss "
                     f"keyword arguments, got {type(value).__name__}")
 
 
 def _count_samples(target: torch.Tensor, kwargs: Mapping[str, Any]) -> int:
-    if kwargs.get("num_graphs") is not None:
-        return int(kwargs["num_graphs"])
-    if isinstance(kwargs.get("batch"), torch.Tensor):
-        b = kwargs["batch"]
-        return int(b.max()) + 1 if b.numel() else 0
+    quad = kwargs.get("quadrature")
+    if isinstance(quad, PointQuadrature):
+        return quad.num_graphs
     return int(target.shape[0]) if target.dim() > 0 else 1
 
 
@@ -447,16 +191,19 @@ class Trainer:
     val_dataset : Dataset, optional
         Evaluated every ``val_every_epochs`` epochs.
     loss : callable, optional
-        ``loss(pred, target, **loss_kwargs) -> scalar``; default relative L2
-        (:class:`~geo_neuralop.training.losses.LpLoss`).
+        ``loss(pred, target, quadrature=...) -> scalar`` (the ``quadrature`` keyword
+        only when ``batch_fn`` gives one); default relative L2
+        (:class:`~geo_neuralop.training.losses.LpLoss`), which needs a quadrature
+        from the batches (point clouds) or its own (``LpLoss(quadrature=spec)``).
     config : TrainerConfig, optional
     batch_fn : callable, optional
-        ``batch_fn(batch) -> (inputs, target, loss_kwargs)``; default
+        ``batch_fn(batch) -> (inputs, target, quadrature)`` (the third value may
+        also be None or a dict of loss keyword arguments); default
         :func:`default_batch_fn`.
     forward_fn : callable, optional
         ``forward_fn(model, inputs) -> pred``; default ``model(inputs)``.
     metric_fn : callable, optional
-        ``metric_fn(pred, target, **loss_kwargs) -> {name: tensor [B]}`` for
+        ``metric_fn(pred, target, quadrature=...) -> {name: tensor [B]}`` for
         validation, e.g. :func:`~geo_neuralop.training.metrics.error_metrics`.
     step_callbacks : sequence of callable
         ``cb(trainer, info)`` after every optimizer step; ``info`` has
@@ -474,7 +221,8 @@ class Trainer:
     >>> data = TensorDataset(x, x @ torch.tensor([[1.0], [2.0], [-1.0]]))
     >>> cfg = TrainerConfig(epochs=2, batch_size=8, lr=5e-2, out_dir=tempfile.mkdtemp(),
     ...                     progress=False)
-    >>> history = Trainer(torch.nn.Linear(3, 1), data, data, config=cfg).fit()
+    >>> trainer = Trainer(torch.nn.Linear(3, 1), data, data, loss=torch.nn.MSELoss(), config=cfg)
+    >>> history = trainer.fit()
     >>> [r["epoch"] for r in history], history[-1]["train_loss"] < history[0]["train_loss"]
     ([1, 2], True)
     """
@@ -656,6 +404,11 @@ class Trainer:
         if state.get("format") != FORMAT:
             raise ValueError(f"not a geo_neuralop training checkpoint (format="
                              f"{state.get('format')!r})")
+        if state.get("version") != VERSION:
+            raise ValueError(f"training checkpoint format version {state.get('version')!r}, but "
+                             f"this geo_neuralop resumes version {VERSION} only (the layer "
+                             f"redesign of 0.2 renamed model parameters); start the run afresh "
+                             f"with --overwrite, or resume with geo_neuralop 0.1")
         saved_world = state["sampler"].get("world_size", 1)
         if saved_world != self.info.world_size:
             warnings.warn(f"checkpoint was written by {saved_world} processes, resuming on "
@@ -719,7 +472,7 @@ class Trainer:
         batch = move_to_device(batch, self.device)
         out = self.batch_fn(batch)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
-            raise TypeError("batch_fn must return (inputs, target, loss_kwargs)")
+            raise TypeError("batch_fn must return (inputs, target, quadrature)")
         inputs, target, extra = out
         return inputs, target, _loss_kwargs(extra)
 

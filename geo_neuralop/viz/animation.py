@@ -9,7 +9,7 @@ import numpy as np
 from geo_neuralop.geometry.point_cloud import PointCloud
 from geo_neuralop.utils import atomic_path
 from geo_neuralop.viz.offscreen import configure_offscreen
-from geo_neuralop.viz.render import DEFAULT_VIEWS, NAN_COLOR, _camera
+from geo_neuralop.viz.render import DEFAULT_VIEWS, NAN_COLOR, globe_camera
 from geo_neuralop.viz.surfaces import cloud_surface, warn_nan
 
 
@@ -99,7 +99,7 @@ def animate_rollout(
         plotter.add_text(title, position="upper_edge", font_size=11, color="black",
                          name=f"title{k}")
         if sphere:
-            plotter.camera_position = _camera(*DEFAULT_VIEWS[0])
+            plotter.camera_position = globe_camera(*DEFAULT_VIEWS[0])
         else:
             plotter.view_xy()
             plotter.enable_parallel_projection()

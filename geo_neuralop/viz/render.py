@@ -159,7 +159,7 @@ def render_mesh_comparison(
 DEFAULT_VIEWS = ((0.0, 20.0), (180.0, 20.0))
 
 
-def _camera(lon_deg: float, lat_deg: float, distance: float = 4.2):
+def globe_camera(lon_deg: float, lat_deg: float, distance: float = 4.2):
     lon, lat = math.radians(lon_deg), math.radians(lat_deg)
     direction = (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
     return [tuple(distance * d for d in direction), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
@@ -224,7 +224,7 @@ def render_sphere_comparison(
             if k == 0 and rows > 1:
                 plotter.add_text(f"view {lon:.0f}°E {lat:.0f}°N", position="upper_left",
                                  font_size=font_size - 2, color="gray")
-            plotter.camera_position = _camera(lon, lat, distance=5.2)
+            plotter.camera_position = globe_camera(lon, lat, distance=5.2)
             plotter.camera.focal_point = (0.0, 0.0, -0.12)  # room for the colour bar below
     return _finish(plotter, path, show)
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from geo_neuralop.geometry.point_cloud import PointCloud
+from geo_neuralop.geometry.triangulation import sphere_grid_faces
 
 
 def as_numpy(values, name: str, n: int) -> np.ndarray:
@@ -30,18 +31,6 @@ def warn_nan(arr: np.ndarray, name: str, nan_color: str) -> None:
     if count:
         warnings.warn(f"field {name!r} has {count} NaN value(s) of {arr.size}; they are drawn "
                       f"in {nan_color}", RuntimeWarning, stacklevel=3)
-
-
-def sphere_grid_faces(nlat: int, nlon: int) -> np.ndarray:
-    """Triangles of a latitude-longitude grid, closed across the longitude seam, [F, 3]."""
-    i, j = np.meshgrid(np.arange(nlat - 1), np.arange(nlon), indexing="ij")
-    a = i * nlon + j
-    b = i * nlon + (j + 1) % nlon
-    c = (i + 1) * nlon + (j + 1) % nlon
-    d = (i + 1) * nlon + j
-    faces = np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3),
-                            np.stack([a, c, d], -1).reshape(-1, 3)])
-    return faces
 
 
 def cloud_surface(cloud: PointCloud):

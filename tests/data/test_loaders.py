@@ -120,16 +120,13 @@ def test_attach_kernels_caches_per_geometry_and_batches(swe_root):
     ds = load_dataset(swe_root, "train", transform=transform)
     a, b = ds[0], ds[3]
     assert a.local is b.local  # one geometry, one kernel
-    assert a.local.num_basis == 2 and int(a.local.num_dst_nodes) == 16 * 32  # 2 rings
+    assert a.local.kernel_size == 2 and int(a.local.num_dst_nodes) == 16 * 32  # 2 rings
     batch = next(iter(DataLoader(ds, batch_size=3)))
     assert isinstance(batch.local, list) and len(batch.local) == 3
     merged = batch_kernels(batch.local)
     assert merged.total_src == 3 * 16 * 32 and merged.edge_index.max() < 3 * 16 * 32
     # the kernel applied to the batch equals the kernel applied per sample
-    from geo_neuralop.layers.disco_conv import disco_basis_responses
-
-    per_sample = torch.cat([disco_basis_responses(ds[i].x[None], ds[i].local)
-                            for i in range(3)])
-    torch.testing.assert_close(disco_basis_responses(batch.x[None], merged), per_sample)
+    per_sample = torch.cat([ds[i].local.responses(ds[i].x) for i in range(3)])
+    torch.testing.assert_close(merged.responses(batch.x), per_sample)
     with pytest.raises(ValueError, match="at least one"):
         AttachKernels()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from geo_neuralop.geometry import fibonacci_sphere, from_sphere_points, icosphere, sphere_grid
-from geo_neuralop.geometry.sphere import clenshaw_curtis
+from geo_neuralop.geometry.quadrature import clenshaw_curtis
 from tests.conftest import observed_order
 from tests.geometry.sph_harm import gram_error
 

@@ -70,13 +70,26 @@ def test_normalizations():
 
 
 def test_grid_embedding_uses_the_periodic_grid_convention():
-    emb = GridEmbedding(3, grid_boundaries=[(0.0, 2.0), (-1.0, 1.0), (0.0, 1.0)])
+    emb = GridEmbedding(3, domain=[(0.0, 2.0), (-1.0, 1.0), (0.0, 1.0)])
     out = emb(torch.zeros(2, 1, 4, 5, 2))
     assert out.shape == (2, 4, 4, 5, 2)
     torch.testing.assert_close(out[0, 1, :, 0, 0], torch.tensor([0.0, 0.5, 1.0, 1.5]))
     torch.testing.assert_close(out[1, 2, 0, :, 0], torch.tensor([-1.0, -0.6, -0.2, 0.2, 0.6]))
-    with pytest.raises(ValueError, match="grid_boundaries"):
-        GridEmbedding(2, grid_boundaries=[(0.0, 1.0)])
+    with pytest.raises(ValueError, match="domain has 1 axes but 2 are needed"):
+        GridEmbedding(2, domain=[(0.0, 1.0)])
+
+
+def test_smooth_grid_embedding_has_no_jump_at_the_wrap():
+    """With periodic axes: (cos, sin) of the angle on periodic axes, node coordinates (both
+    ends included) on the others."""
+    emb = GridEmbedding(2, domain=[(0.0, 2.0), (-1.0, 1.0)], periodic=[True, False])
+    out = emb(torch.zeros(1, 1, 4, 5))
+    assert out.shape == (1, 4, 4, 5) and emb.out_channels_added == 3
+    torch.testing.assert_close(out[0, 1, :, 0], torch.tensor([1.0, 0.0, -1.0, 0.0]),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[0, 2, :, 0], torch.tensor([0.0, 1.0, 0.0, -1.0]),
+                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[0, 3, 0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
 
 
 @pytest.mark.parametrize("grid", ["equiangular", "legendre-gauss"])

@@ -10,10 +10,9 @@ from geo_neuralop.geometry import (
     regular_grid,
     sphere_grid,
 )
-from geo_neuralop.kernels.disco import sphere_frame_angles
+from geo_neuralop.kernels.frames import sphere_frame_angles
 from geo_neuralop.kernels.moments import basis_first_moments
 from geo_neuralop.layers import GridDifferentialConv, PointDifferentialConv
-from geo_neuralop.layers.disco_conv import disco_basis_responses
 from tests.conftest import observed_order
 
 # ----------------------------------------------------------------------------- grids
@@ -26,13 +25,14 @@ def _stencil_moments(conv):
     return torch.einsum("docs,s->doc", conv.zero_sum_weight(), offsets)
 
 
-@pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_grid_differential_conv_converges_to_the_derivative(float64, ndim):
+@pytest.mark.parametrize("n_dim", [1, 2, 3])
+def test_grid_differential_conv_converges_to_the_derivative(float64, n_dim):
     torch.manual_seed(0)
-    lengths = [2 * math.pi, 1.0, 3.0][:ndim]
-    conv = GridDifferentialConv(2, 3, ndim=ndim, domain_size=lengths, boundary="periodic")
+    lengths = [2 * math.pi, 1.0, 3.0][:n_dim]
+    conv = GridDifferentialConv(2, 3, n_dim=n_dim, domain=[(0.0, length) for length in lengths],
+                                periodic=True)
     mu = _stencil_moments(conv).detach()
-    sizes = [8, 16, 32, 64] if ndim < 3 else [8, 16, 32]
+    sizes = [8, 16, 32, 64] if n_dim < 3 else [8, 16, 32]
     hs, errors = [], []
     for n in sizes:
         axes = [torch.arange(n) * (length / n) for length in lengths]
@@ -41,7 +41,7 @@ def test_grid_differential_conv_converges_to_the_derivative(float64, ndim):
         phase = sum(kd * g for kd, g in zip(k, grids, strict=True))
         v = torch.stack([torch.sin(phase), torch.cos(2 * phase)])[None]  # [1, 2, ...]
         dv = torch.stack([torch.stack([kd * torch.cos(phase), -2 * kd * torch.sin(2 * phase)])
-                          for kd in k])  # [ndim, 2, ...]
+                          for kd in k])  # [n_dim, 2, ...]
         exact = torch.einsum("doc,dc...->o...", mu, dv)
         out = conv(v)[0].detach()
         errors.append(((out - exact) ** 2).mean().sqrt().item())
@@ -50,7 +50,7 @@ def test_grid_differential_conv_converges_to_the_derivative(float64, ndim):
 
 
 def test_grid_differential_conv_uses_the_physical_grid_width():
-    conv = GridDifferentialConv(1, 1, ndim=2, domain_size=(2.0, 0.5), boundary="periodic")
+    conv = GridDifferentialConv(1, 1, n_dim=2, domain=[(0.0, 2.0), (0.0, 0.5)], periodic=True)
     with torch.no_grad():
         conv.weight.zero_()
         conv.weight[0, 0, 0] = torch.tensor([-0.5, 0.0, 0.5])  # d/dx, central
@@ -66,11 +66,14 @@ def test_grid_boundaries_are_applied():
     v = torch.linspace(0.0, 1.0, 11)[None, None]  # v = x on [0, 1], h = 0.1
     outputs = {}
     for boundary in ("zero", "reflect", "replicate", "periodic"):
-        conv = GridDifferentialConv(1, 1, ndim=1, boundary=boundary)
+        if boundary == "periodic":
+            conv = GridDifferentialConv(1, 1, n_dim=1, periodic=True)
+        else:
+            conv = GridDifferentialConv(1, 1, n_dim=1, periodic=False, padding=boundary)
         with torch.no_grad():
             conv.weight.copy_(torch.tensor([[[[-0.5, 0.0, 0.5]]]]))
         outputs[boundary] = conv(v)[0, 0]
-        assert conv.grid_spacing((11,)) == ((0.1,) if boundary != "periodic" else (1 / 11,))
+        assert conv.grid((11,)).spacing == ((0.1,) if boundary != "periodic" else (1 / 11,))
     for boundary in ("zero", "reflect", "replicate"):  # interior: exact derivative 1
         torch.testing.assert_close(outputs[boundary][1:-1], torch.ones(9))
     # at x = 1: zero pad (0 - 0.9) / 0.2, reflect (0.9 - 0.9) / 0.2, replicate (1 - 0.9) / 0.2
@@ -82,17 +85,17 @@ def test_grid_boundaries_are_applied():
 
 
 def test_grid_differential_conv_annihilates_constants_and_checks_input():
-    conv = GridDifferentialConv(2, 4, ndim=2, boundary=("periodic", "replicate"))
+    conv = GridDifferentialConv(2, 4, n_dim=2, periodic=(True, False), padding="replicate")
     out = conv(torch.full((3, 2, 16, 9), 5.0))
     assert out.abs().max() < 1e-5
     with pytest.raises(ValueError, match="x has 3 channels"):
         conv(torch.zeros(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"shape \[B, C, n, n\]"):
         conv(torch.zeros(2, 8, 8))
-    with pytest.raises(ValueError, match="boundary must be one of"):
-        GridDifferentialConv(1, 1, ndim=1, boundary="mirror")
+    with pytest.raises(ValueError, match="padding must be one of"):
+        GridDifferentialConv(1, 1, n_dim=1, periodic=False, padding="mirror")
     with pytest.raises(ValueError, match="odd"):
-        GridDifferentialConv(1, 1, ndim=1, stencil_size=4)
+        GridDifferentialConv(1, 1, n_dim=1, stencil_size=4)
 
 
 # ----------------------------------------------------------------------- point clouds
@@ -109,10 +112,10 @@ def test_point_differential_kernel_is_exact_for_linear_fields(float64):
     kernel = conv.build_kernel(mesh)
     moments = basis_first_moments(conv.basis, 2)
     x, y = mesh.pos.T
-    responses = disco_basis_responses((2 * x - y + 3)[None, :, None], kernel)[:, :, 0, 0]
+    responses = kernel.responses((2 * x - y + 3)[:, None])[:, :, 0]
     exact = (torch.tensor([2.0, -1.0]) @ moments.T).expand_as(responses)
     torch.testing.assert_close(responses, exact, atol=1e-10, rtol=0)  # boundary points too
-    constant = disco_basis_responses(torch.ones(1, mesh.num_nodes, 1), kernel)
+    constant = kernel.responses(torch.ones(mesh.num_nodes, 1))
     assert constant.abs().max() < 1e-12
 
 
@@ -127,7 +130,7 @@ def test_point_differential_conv_converges_on_planar_clouds(float64, kind):
         h = 1.0 / (n - 1)
         conv.radius = 3 * h
         v, grad = _planar_field(cloud.pos)
-        responses = disco_basis_responses(v[None, :, None], conv.build_kernel(cloud))[:, :, 0, 0]
+        responses = conv.build_kernel(cloud).responses(v[:, None])[:, :, 0]
         err = ((responses - grad @ moments.T) ** 2 * cloud.weights[:, None]).sum().sqrt()
         hs.append(h)
         errors.append(err.item())
@@ -161,7 +164,7 @@ def test_point_differential_conv_converges_on_the_sphere(float64, rule):
         h = math.sqrt(4 * math.pi / cloud.num_nodes)
         conv.radius = 3 * h
         v, grad = _tangent_gradient(cloud)
-        responses = disco_basis_responses(v[None, :, None], conv.build_kernel(cloud))[:, :, 0, 0]
+        responses = conv.build_kernel(cloud).responses(v[:, None])[:, :, 0]
         err = ((responses - grad @ moments.T) ** 2 * cloud.weights[:, None]).sum().sqrt()
         hs.append(h)
         errors.append(err.item())
@@ -171,7 +174,7 @@ def test_point_differential_conv_converges_on_the_sphere(float64, rule):
 def test_point_differential_conv_layer_and_errors(float64):
     mesh = jittered_rectangle_mesh((12, 12), seed=1)
     conv = PointDifferentialConv(2, 3, (3, 4), radius=0.3)
-    out = conv(torch.ones(2, mesh.num_nodes, 2), conv.build_kernel(mesh))
+    out = conv(torch.ones(2, mesh.num_nodes, 2), mesh)
     assert out.abs().max() < 1e-10  # constants are annihilated, no bias by default
     from geo_neuralop.kernels import disco_kernel
 

@@ -152,8 +152,18 @@ def test_layer_bad_input():
         conv(torch.randn(64), kernel)
     with pytest.raises(ValueError, match="divisible by groups"):
         DiscoConv(3, 4, groups=2)
-    with pytest.raises(ValueError, match="radius must be positive"):
+    with pytest.raises(ValueError, match="radius must be a finite positive number"):
         DiscoConv(3, 4, radius=0.0)
-    with pytest.raises(TypeError, match="kernel must be a DiscoKernel"):
-        conv(torch.randn(1, 64, 3), grid)
+    with pytest.raises(TypeError, match="src must be a PointCloud, a PyG Batch of them or a "
+                                        "DiscoKernel"):
+        conv(torch.randn(1, 64, 3), "grid")
+    with pytest.raises(TypeError, match="x must be a floating point tensor"):
+        conv(torch.ones(1, 64, 3, dtype=torch.int64), grid)
+    with pytest.raises(ValueError, match="built with radius=None, so every call must give"):
+        DiscoConv(3, 4, radius=None)(torch.randn(1, 64, 3), grid)
+    with pytest.raises(ValueError, match="needs a kernel built with differential=False"):
+        conv(torch.randn(1, 64, 3), disco_kernel(grid, kernel_shape=(3, 4), radius=0.3,
+                                                 differential=True))
+    half = conv(torch.randn(1, 64, 3).half(), grid)  # computed in float32, cast back
+    assert half.dtype == torch.float16 and torch.isfinite(half).all()
     assert np.isfinite(conv(torch.randn(1, 64, 3), kernel).detach().numpy()).all()

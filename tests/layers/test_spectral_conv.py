@@ -214,16 +214,29 @@ def test_invalid_arguments():
         conv(torch.randn(1, 2, 8, 8), output_shape=(8,))
 
 
-def test_block_adds_extra_terms_before_the_nonlinearity():
+class _Constant(torch.nn.Module):
+    """A stand-in local layer: returns a fixed tensor whatever its input."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value
+
+
+def test_block_adds_local_terms_before_the_nonlinearity():
     torch.manual_seed(0)
-    block = SpectralBlock(SpectralConv(4, 4, n_modes=(4, 4)), 4, 4, use_channel_mlp=False,
-                          activation="relu")
-    x = torch.randn(2, 4, 8, 8, generator=_gen())
     extra = torch.randn(2, 4, 8, 8, generator=_gen(1))
+    block = SpectralBlock(SpectralConv(4, 4, n_modes=(4, 4)), 4, 4, use_channel_mlp=False,
+                          activation="relu", local=[_Constant(extra), _Constant(extra)])
+    x = torch.randn(2, 4, 8, 8, generator=_gen())
     linear_part = block.conv(x) + block.skip(x)
-    torch.testing.assert_close(block(x, extra=[extra, extra]), torch.relu(linear_part + 2 * extra))
-    with pytest.raises(ValueError, match="extra"):
-        block(x, extra=torch.zeros(2, 4, 8, 9))
+    torch.testing.assert_close(block(x), torch.relu(linear_part + 2 * extra))
+    bad = SpectralBlock(SpectralConv(4, 4, n_modes=(4, 4)), 4, 4,
+                        local=[_Constant(torch.zeros(2, 4, 8, 9))])
+    with pytest.raises(ValueError, match=r"local layer _Constant returned shape \(2, 4, 8, 9\)"):
+        bad(x)
 
 
 def test_channel_contraction_gradients_match_finite_differences(float64):

@@ -19,7 +19,7 @@ from torch_geometric.data import Batch
 
 from geo_neuralop.geometry import jittered_rectangle_mesh
 from geo_neuralop.models import get_model, list_models, load_model, read_checkpoint, save_model
-from geo_neuralop.models.checkpoint import FORMAT, _checksum
+from geo_neuralop.models.checkpoint import FORMAT, VERSION, _checksum
 from geo_neuralop.models.registry import register_model, unregister_model
 
 
@@ -33,7 +33,7 @@ def _unet_case() -> tuple[dict[str, Any], tuple]:
 
 
 def _mesh_graph_net_case() -> tuple[dict[str, Any], tuple]:
-    config = {"in_channels": 2, "out_channels": 1, "hidden_channels": 8, "num_layers": 2}
+    config = {"in_channels": 2, "out_channels": 1, "hidden_channels": 8, "n_layers": 2}
     batch = Batch.from_data_list(
         [jittered_rectangle_mesh((5, 4)), jittered_rectangle_mesh((4, 6), seed=1)]
     )
@@ -133,7 +133,7 @@ def test_save_load_identical_outputs(name, tmp_path):
     save_model(model, path, extra={"step": 7})
     # the stored content is plain enough for weights_only loading
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == FORMAT and raw["version"] == 1 and raw["name"] == name
+    assert raw["format"] == FORMAT and raw["version"] == VERSION and raw["name"] == name
     assert raw["config"] == model.config
     assert raw["extra"] == {"step": 7}
     loaded = load_model(path)
@@ -263,6 +263,16 @@ def test_newer_version_is_refused(saved):
         load_model(path)
 
 
+def test_version_1_files_of_geo_neuralop_0_1_are_refused_by_name(saved):
+    """The 0.2 layer redesign renamed parameters and config keys: an old file is refused with
+    a message naming its format version, not a list of missing weights."""
+    _, path = saved
+    _rewrite(path, lambda p: p.update(version=1, geo_neuralop_version="0.1.0"))
+    with pytest.raises(ValueError, match="checkpoint format version 1, written by geo_neuralop "
+                                         "0.1.0.*reads version 2 only"):
+        load_model(path)
+
+
 def test_unknown_model_name(saved):
     _, path = saved
     _rewrite(path, lambda p: p.update(name="no_such_net"))
@@ -326,7 +336,9 @@ def test_save_unregistered_model_raises(tmp_path):
 def test_save_non_plain_config_raises(tmp_path):
     register_model("test_bad_config")(_BadConfig)
     try:
-        with pytest.raises(TypeError, match=r"config\['scale'\]"):
+        # the registry records constructor arguments as plain values: refused when built
+        with pytest.raises(TypeError, match=r"scale = tensor\(\[1.\]\) of type Tensor is not a "
+                                            r"plain value"):
             save_model(_BadConfig(torch.ones(1)), tmp_path / "x.pt")
         with pytest.raises(TypeError, match=r"extra\['f'\]"):
             save_model(_BadConfig(), tmp_path / "x.pt", extra={"f": object()})

@@ -68,9 +68,9 @@ def test_linear_fno_gives_the_same_function_at_every_resolution(float64):
     assert (up - fine).abs().max() < 1e-12 * fine.abs().max()
 
 
-def test_domain_padding_and_grid_boundaries():
+def test_domain_padding_and_domain():
     model = FNO(1, 1, n_modes=(6, 6), hidden_channels=4, n_layers=1, domain_padding=0.25,
-                grid_boundaries=[(0.0, 2.0), (-1.0, 1.0)])
+                domain=[(0.0, 2.0), (-1.0, 1.0)])
     assert model(torch.randn(2, 1, 16, 12)).shape == (2, 1, 16, 12)
     assert model.pad(torch.zeros(1, 1, 16, 12)).shape == (1, 1, 20, 15)
     with pytest.raises(ValueError, match="domain_padding"):
@@ -78,7 +78,7 @@ def test_domain_padding_and_grid_boundaries():
 
 
 def test_config_rebuilds_the_model_and_checkpoints_round_trip(tmp_path):
-    model = FNO(2, 1, n_modes=(6, 4), hidden_channels=5, n_layers=2, fno_skip="soft-gating",
+    model = FNO(2, 1, n_modes=(6, 4), hidden_channels=5, n_layers=2, skip="soft-gating",
                 channel_mlp_skip="linear", norm="layer_norm").eval()
     rebuilt = get_model("fno", **model.config).eval()
     rebuilt.load_state_dict(model.state_dict())
@@ -96,7 +96,7 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match="n_modes"):
         FNO(1, 1, n_modes=(4, 4, 4, 4))
     with pytest.raises(ValueError, match="skip_type"):
-        FNO(1, 1, n_modes=(4, 4), fno_skip="residual")
+        FNO(1, 1, n_modes=(4, 4), skip="residual")
     model = FNO(1, 1, n_modes=(4, 4), hidden_channels=4, n_layers=1)
     with pytest.raises(ValueError, match=r"x must have shape \[B, 1"):
         model(torch.randn(1, 2, 8, 8))

@@ -41,7 +41,7 @@ def test_local_terms_are_physical_operators():
     for n in (17, 33, 65, 129):
         x = torch.linspace(0, 2, n, dtype=torch.float64)[:, None].expand(n, n)
         h = torch.stack([torch.ones(n, n), x, torch.zeros(n, n)]).double()[None]
-        disco, diff = model.local_terms(0, h)
+        disco, diff = model.blocks[0].local_terms(h)
         values.append((disco[0, :, n // 2, n // 2], diff[0, :, n // 2, n // 2]))
     for _, diff in values[1:]:  # a zero-sum stencil / h is exact on linear fields
         torch.testing.assert_close(diff, values[0][1], rtol=1e-10, atol=1e-12)
@@ -77,17 +77,17 @@ def test_output_shape_padding_and_errors():
     assert model(torch.randn(1, 1, 16, 16), output_shape=(32, 24)).shape == (1, 2, 32, 24)
     padded = LocalNO(1, 1, n_modes=(6, 6), hidden_channels=4, n_layers=2, periodic=False,
                      domain_padding=0.25, domain=[(0.0, 3.0), (0.0, 1.0)])
-    dom = padded.grid_domain((25, 15))  # 20 and 12 points padded by 5 and 3, same spacing
+    dom = padded.hidden_grid((20, 12)).domain  # 20 and 12 points padded by 5 and 3, same spacing
     assert dom[0] == pytest.approx((0.0, 3.0 * 24 / 19)) and dom[1] == pytest.approx(
         (0.0, 14 / 11))
     assert padded(torch.randn(2, 1, 20, 12)).shape == (2, 1, 20, 12)
     with pytest.raises(ValueError, match="disco_layers must be a bool or 2 bools"):
         LocalNO(1, 1, (4, 4), n_layers=2, disco_layers=[True])
-    with pytest.raises(ValueError, match="domain axis 1 must satisfy lo < hi"):
+    with pytest.raises(ValueError, match=r"domain\[1\] = \(1.0, 1.0\) must have hi > lo"):
         LocalNO(1, 1, (4, 4), domain=[(0, 1), (1, 1)])
-    with pytest.raises(ValueError, match="disco_radius must be a positive length"):
+    with pytest.raises(ValueError, match="disco_radius must be a finite positive number"):
         LocalNO(1, 1, (4, 4), disco_radius=-0.1)
-    with pytest.raises(ValueError, match="periodic must be a bool or 2 bools"):
+    with pytest.raises(ValueError, match=r"periodic needs 2 entries \(one per axis\)"):
         LocalNO(1, 1, (4, 4), periodic=[True])
     with pytest.raises(ValueError, match="spans more than the periodic axis"):
         LocalNO(1, 1, (4, 4), disco_radius=0.55)(torch.randn(1, 1, 4, 4))
@@ -96,14 +96,23 @@ def test_output_shape_padding_and_errors():
 def test_fused_disco_equals_separate_path(monkeypatch):
     """On a periodic grid the DISCO term shares the spectral convolution's FFTs; the model's
     output and gradients equal those of the separate FFT DISCO path (float64)."""
+    from geo_neuralop.layers import GridDiscoConv
+
     torch.manual_seed(3)
     model = LocalNO(2, 1, n_modes=(6, 6), hidden_channels=6, n_layers=3, disco_groups=2,
                     domain=[(0.0, 2.0), (0.0, 1.0)]).double()
     x = torch.randn(2, 2, 20, 16, dtype=torch.float64)
-    assert model.fused_disco(0, x[:, :1])
+    disco = model.blocks[0].local[0]
+    assert isinstance(disco, GridDiscoConv) and disco.fourier_term(x[:, :1].expand(-1, 6, -1,
+                                                                                      -1))
+    calls = []
+    real_term = GridDiscoConv.fourier_term
+    monkeypatch.setattr(GridDiscoConv, "fourier_term",
+                        lambda self, *a, **k: calls.append(1) or real_term(self, *a, **k))
     fused = model(x)
+    assert len(calls) == 3  # every block folded its DISCO term into the spectral FFTs
     g_fused = torch.autograd.grad(fused.square().sum(), list(model.parameters()))
-    monkeypatch.setattr(LocalNO, "fused_disco", lambda self, *args: False)
+    monkeypatch.setattr(GridDiscoConv, "fourier_term", lambda self, *args, **kwargs: None)
     separate = model(x)
     g_separate = torch.autograd.grad(separate.square().sum(), list(model.parameters()))
     torch.testing.assert_close(fused, separate, rtol=1e-12, atol=1e-12)
@@ -111,6 +120,10 @@ def test_fused_disco_equals_separate_path(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     # a super-resolved last block and bounded axes take the separate path
     monkeypatch.undo()
-    assert not model.fused_disco(2, x, output_shape=(40, 32))
+    calls.clear()
+    monkeypatch.setattr(GridDiscoConv, "fourier_term",
+                        lambda self, *a, **k: calls.append(1) or real_term(self, *a, **k))
+    model(x, output_shape=(40, 32))
+    assert len(calls) == 2  # the last block changes the grid: not fused
     bounded = LocalNO(1, 1, n_modes=(4, 4), hidden_channels=3, n_layers=1, periodic=False)
-    assert not bounded.fused_disco(0, torch.zeros(1, 3, 9, 9))
+    assert bounded.blocks[0].local[0].fourier_term(torch.zeros(1, 3, 9, 9)) is None

@@ -101,8 +101,8 @@ def test_invalid_config_value_raises_value_error():
         get_model("unet", in_channels=1, out_channels=1, norm="layer")
     with pytest.raises(ValueError, match="depth must be an integer >= 0, got -1"):
         get_model("unet", in_channels=1, out_channels=1, depth=-1)
-    with pytest.raises(ValueError, match="num_layers must be an integer >= 0, got 1.5"):
-        get_model("mesh_graph_net", in_channels=1, out_channels=1, num_layers=1.5)
+    with pytest.raises(ValueError, match="n_layers must be an integer >= 0, got 1.5"):
+        get_model("mesh_graph_net", in_channels=1, out_channels=1, n_layers=1.5)
 
 
 def test_unregistered_class_has_no_name():
@@ -157,3 +157,36 @@ def test_every_registered_model_stores_plain_config_of_its_arguments():
         assert set(named) <= set(model.config), (name, set(named) - set(model.config))
         for key, value in config.items():
             assert model.config[key] == value, (name, key)
+
+
+def test_register_model_records_every_constructor_argument():
+    """``model.config`` holds the arguments a model was built with, defaults filled in, tuples as
+    lists, ints given to float arguments as floats; a registered subclass records its own."""
+    import torch
+
+    @register_model("test_recording", family="grid")
+    class Base(torch.nn.Module):
+        def __init__(self, width: int, shape=(2, 3), scale: float = 1.0) -> None:
+            super().__init__()
+            self.width = width
+
+    @register_model("test_recording_sub")
+    class Sub(Base):
+        def __init__(self, width: int, extra: str = "x") -> None:
+            super().__init__(width, shape=(4,), scale=2)
+
+    try:
+        base = get_model("test_recording", width=3, scale=2)
+        assert base.config == {"width": 3, "shape": [2, 3], "scale": 2.0}
+        assert isinstance(base.config["scale"], float) and Base.family == "grid"
+        rebuilt = get_model("test_recording", **base.config)
+        assert rebuilt.config == base.config
+        sub = Sub(5)
+        assert sub.config == {"width": 5, "extra": "x"} and Sub.family is None
+        with pytest.raises(TypeError, match=r"shape\[0\] = .* is not a plain value"):
+            Base(1, shape=(object(),))
+        with pytest.raises(ValueError, match="family must be one of"):
+            register_model("test_bad_family", family="volume")
+    finally:
+        unregister_model("test_recording")
+        unregister_model("test_recording_sub")

@@ -13,11 +13,11 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 @pytest.mark.parametrize(
-    ("dims", "size"),
+    ("n_dim", "size"),
     [(1, (37,)), (2, (13, 7)), (2, (1, 3)), (2, (16, 16)), (3, (5, 6, 9))],
 )
-def test_output_has_input_size(dims, size):
-    model = UNet(2, 3, hidden_channels=4, depth=2, dims=dims)
+def test_output_has_input_size(n_dim, size):
+    model = UNet(2, 3, hidden_channels=4, depth=2, n_dim=n_dim)
     y = model(torch.randn(2, 2, *size, generator=_gen()))
     assert y.shape == (2, 3, *size)
     assert torch.isfinite(y).all()
@@ -64,7 +64,7 @@ def test_depth_zero_equals_hand_written_convolutions():
 
 @pytest.mark.parametrize("norm", ["group", "instance", "batch", "none"])
 def test_every_parameter_gets_a_gradient(norm):
-    model = UNet(2, 2, hidden_channels=4, depth=2, norm=norm, dims=2)
+    model = UNet(2, 2, hidden_channels=4, depth=2, norm=norm, n_dim=2)
     x = torch.randn(3, 2, 16, 12, generator=_gen())
     target = torch.randn(3, 2, 16, 12, generator=_gen(1))
     F.mse_loss(model(x), target).backward()
@@ -101,7 +101,7 @@ def test_training_lowers_the_loss():
 
 
 def test_registered_and_rebuilt_from_config():
-    model = get_model("unet", in_channels=1, out_channels=1, hidden_channels=4, depth=1, dims=1)
+    model = get_model("unet", in_channels=1, out_channels=1, hidden_channels=4, depth=1, n_dim=1)
     assert isinstance(model, UNet)
     again = get_model("unet", **model.config)
     assert sum(p.numel() for p in again.parameters()) == sum(p.numel() for p in model.parameters())
@@ -113,8 +113,8 @@ def test_bad_inputs_raise():
         model(torch.randn(2, 16, 16))
     with pytest.raises(ValueError, match="3 channels.*in_channels=2"):
         model(torch.randn(1, 3, 8, 8))
-    with pytest.raises(ValueError, match="dims must be 1, 2 or 3, got 4"):
-        UNet(1, 1, dims=4)
+    with pytest.raises(ValueError, match="n_dim must be 1, 2 or 3, got 4"):
+        UNet(1, 1, n_dim=4)
     with pytest.raises(ValueError, match="padding_mode"):
         UNet(1, 1, padding_mode="periodic")
     with pytest.raises(ValueError, match="hidden_channels must be an integer >= 1, got 0"):

@@ -5,18 +5,20 @@ import random
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, TensorDataset
 
-from geo_neuralop.training import (
+from geo_neuralop.training import Trainer, TrainerConfig
+from geo_neuralop.training.checkpointing import (
+    FORMAT,
+    VERSION,
     CheckpointManager,
-    ResumableDistributedSampler,
-    ShardSampler,
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    state_is_finite,
 )
-from geo_neuralop.training.checkpointing import state_is_finite
+from geo_neuralop.training.distributed import ResumableDistributedSampler, ShardSampler
 
 
 def _draws():
@@ -137,3 +139,23 @@ def test_shard_sampler_covers_each_sample_once():
     shards = [list(ShardSampler(data, 3, r)) for r in range(3)]
     assert sorted(i for s in shards for i in s) == data
     assert [len(ShardSampler(data, 3, r)) for r in range(3)] == [4, 3, 3]
+
+
+def test_trainer_refuses_version_1_training_checkpoints(tmp_path):
+    data = TensorDataset(torch.randn(4, 2), torch.randn(4, 2))
+    cfg = TrainerConfig(epochs=1, batch_size=2, out_dir=str(tmp_path), progress=False)
+
+    def trainer():
+        return Trainer(torch.nn.Linear(2, 2), data, loss=torch.nn.MSELoss(), config=cfg)
+
+    trainer().fit()
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert state["format"] == FORMAT and state["version"] == VERSION == 2
+    trainer().load_state_dict(state)  # the current version is accepted
+    with pytest.raises(ValueError, match="format version"):
+        trainer().load_state_dict({**state, "version": 1})
+    # a version-1 file on disk is refused on resume too
+    save_checkpoint(last, {**state, "version": 1})
+    with pytest.raises(ValueError, match="format version 1"):
+        trainer().fit(resume=True)

@@ -11,32 +11,33 @@ from pathlib import Path
 import pytest
 import torch
 
-from geo_neuralop.training import (
+from geo_neuralop.training.checkpointing import load_checkpoint
+from geo_neuralop.training.distributed import (
+    all_reduce_sum,
     barrier,
     get_rank,
     get_world_size,
     init_distributed,
     is_distributed,
     is_main_process,
-    load_checkpoint,
-    read_jsonl,
     unwrap_model,
     wrap_model,
 )
-from geo_neuralop.training.distributed import all_reduce_sum
+from geo_neuralop.training.metrics import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
 
 # float64 so that the only difference between 1 and 2 processes (the order in which the
 # gradient means are summed) stays at round-off level
 WORKER = textwrap.dedent('''
-    import json, os, signal, sys
+    import functools, json, os, signal, sys
     from pathlib import Path
     import torch
     from torch import nn
     from torch.utils.data import TensorDataset
-    from geo_neuralop.training import (LpLoss, Trainer, TrainerConfig, error_metrics, get_rank,
-                                       get_world_size, is_main_process)
+    from geo_neuralop.geometry import GridSpec
+    from geo_neuralop.training import LpLoss, Trainer, TrainerConfig, error_metrics
+    from geo_neuralop.training.distributed import get_rank, get_world_size, is_main_process
 
     def build(out_dir):
         torch.manual_seed(0)
@@ -47,8 +48,10 @@ WORKER = textwrap.dedent('''
                               nn.Conv1d(8, 2, 3, padding=1, padding_mode="circular")).double()
         cfg = TrainerConfig(epochs=2, batch_size=8, lr=1e-2, grad_clip=0.5, warmup_steps=2,
                             out_dir=str(out_dir), seed=3, progress=False, device="cpu")
+        grid = GridSpec((12,), periodic=True)
         return Trainer(model, TensorDataset(x[:32], y[:32]), TensorDataset(x[32:], y[32:]),
-                       LpLoss(periodic=True), cfg, metric_fn=error_metrics)
+                       LpLoss(quadrature=grid), cfg,
+                       metric_fn=functools.partial(error_metrics, quadrature=grid))
 
     if __name__ == "__main__":
         torch.set_num_threads(1)

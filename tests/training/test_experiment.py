@@ -15,19 +15,19 @@ import yaml
 
 from geo_neuralop.cli import main
 from geo_neuralop.data import generate_dataset, load_predictions
+from geo_neuralop.geometry.triangulation import grid_faces
 from geo_neuralop.models import load_model
-from geo_neuralop.training import TrainingInterrupted, read_jsonl
+from geo_neuralop.training.adapters import DataSpec, make_adapter, static_features
 from geo_neuralop.training.config import ConfigError
-from geo_neuralop.training.experiment import (
-    DataSpec,
-    build_experiment,
-    build_model,
+from geo_neuralop.training.evaluation import (
     evaluate_checkpoint,
-    grid_faces,
-    make_adapter,
-    run_experiment,
-    static_features,
+    evaluate_model,
+    format_results,
+    load_trained_model,
 )
+from geo_neuralop.training.experiment import build_experiment, build_model, run_experiment
+from geo_neuralop.training.metrics import read_jsonl
+from geo_neuralop.training.trainer import TrainingInterrupted
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,6 +157,20 @@ def test_prediction_files_hold_physical_frames(cli_run):
     assert pred.cloud.faces.shape == (2 * 15 * 15, 3)  # triangulated grid, drawable as a surface
 
 
+def test_rollout_from_a_later_start_frame_reports_that_frame(cli_run):
+    """evaluation.rollout_start = 2: the summary and the printed table name frame 2, and the
+    persistence baseline holds frame 2 (checked against the raw sample file)."""
+    model, experiment = load_trained_model(cli_run["run"])
+    results = evaluate_model(model, experiment, rollout_steps=2,
+                             settings={"rollout_start": 2, "device": "cpu"})
+    roll = results["rollout"]
+    assert roll["start_frame"] == 2 and roll["steps"] == 2
+    assert "from frame 2" in format_results(results)
+    frames, w = normalized_frames(cli_run["data"], 4, "vorticity")
+    base = [rel_l2(frames[2], frames[2 + t], w) for t in (1, 2)]
+    np.testing.assert_allclose(roll["persistence"]["rel_l2"], base, rtol=1e-5)
+
+
 def test_cli_evaluate_on_another_resolution(cli_run, datasets):
     out = cli_run["tmp"] / "eval24"
     proc = run_cli("evaluate", cli_run["run"], "--data", datasets["ns2d_24"], "--rollout-steps",
@@ -273,7 +287,7 @@ def test_interrupted_run_with_input_noise_resumes_exactly(tmp_path, datasets):
 
 @pytest.mark.parametrize("model", [
     {"name": "mesh_no", "latent_shape": [8, 8], "hidden_channels": 8, "n_layers": 1},
-    {"name": "mesh_graph_net", "hidden_channels": 8, "num_layers": 2, "k": 6},
+    {"name": "mesh_graph_net", "hidden_channels": 8, "n_layers": 2, "k": 6},
 ], ids=["mesh_no", "mesh_graph_net"])
 def test_mesh_models_on_point_clouds(tmp_path, datasets, model):
     """Mesh models take the grid data as point clouds (PyG batches); the persistence errors of

@@ -7,20 +7,17 @@ import torch
 from torch_geometric.data import Batch
 
 from geo_neuralop.geometry import (
+    GridQuadrature,
+    GridSpec,
+    PointQuadrature,
+    SphereGridSpec,
     icosphere,
     jittered_rectangle_mesh,
     regular_grid,
     sphere_grid,
 )
-from geo_neuralop.training import (
-    H1Loss,
-    LpLoss,
-    error_metrics,
-    grid_quadrature_weights,
-    h1_error,
-    lp_error,
-    sphere_quadrature_weights,
-)
+from geo_neuralop.geometry.quadrature import grid_quadrature_weights, sphere_quadrature_weights
+from geo_neuralop.training import H1Loss, LpLoss, error_metrics, h1_error, lp_error
 from tests.conftest import observed_order
 
 S2 = math.sin(2.0)
@@ -50,11 +47,11 @@ def test_relative_l2_of_sin_plus_eps_cos_on_a_grid_converges_to_the_integral(flo
         target = torch.sin(x)[None, None]
         pred = target + eps * torch.cos(x)[None, None]
         dom = [(0.0, 1.0), (0.0, 2.0)]
-        rel = lp_error(pred, target, domain=dom)
+        rel = lp_error(pred, target, GridSpec((n, n), dom))
         hs.append(1.0 / (n - 1))
         errs.append(abs(rel.item() - exact_rel))
-        assert lp_error(pred, target, domain=dom, relative=False).item() == pytest.approx(
-            exact_abs, rel=0.02)
+        assert lp_error(pred, target, GridSpec((n, n), dom), relative=False).item() == \
+            pytest.approx(exact_abs, rel=0.02)
     assert errs[-1] < 1e-5
     assert observed_order(hs, errs) == pytest.approx(2.0, abs=0.15)
 
@@ -68,6 +65,7 @@ def test_explicit_weights_per_channel_totals_and_reductions(float64):
     pred = target + err
     w = g.weights.reshape(n, n)
     torch.testing.assert_close(w, grid_quadrature_weights((n, n), dom))
+    w = GridQuadrature(GridSpec((n, n), dom), weights=w)
     per = lp_error(pred, target, w, per_channel=True)
     assert per.shape == (2,)
     # channel 1 exactly (trapezoid is exact for constants; y^4 is not): rel = 0.2 sqrt(2 / int y^4)
@@ -85,7 +83,9 @@ def test_explicit_weights_per_channel_totals_and_reductions(float64):
     assert lp_error(preds, targets, w, reduction="sum").item() == pytest.approx(6 * total.item())
     assert lp_error(preds, targets, w).item() == pytest.approx(2 * total.item())
     # per-sample weights [B, *spatial] give the same result
-    same = lp_error(preds, targets, w.expand(3, n, n), reduction="none")
+    per_sample = GridQuadrature(GridSpec((n, n), dom),
+                                weights=g.weights.reshape(n, n).expand(3, n, n))
+    same = lp_error(preds, targets, per_sample, reduction="none")
     torch.testing.assert_close(same, none)
 
 
@@ -95,17 +95,19 @@ def test_periodic_grid_and_l1_norm(float64):
     target = torch.sin(x)[None, None]
     pred = target + 0.3 * torch.cos(x)[None, None]
     dom = (0.0, 2 * math.pi)
+    circle = GridSpec((n,), dom, periodic=True)
     # periodic rule is exact for trigonometric polynomials: rel = 0.3, abs = 0.3 sqrt(pi)
-    assert lp_error(pred, target, domain=dom, periodic=True).item() == pytest.approx(0.3, 1e-13)
-    assert lp_error(pred, target, domain=dom, periodic=True, relative=False).item() == \
+    assert lp_error(pred, target, circle).item() == pytest.approx(0.3, 1e-13)
+    assert lp_error(pred, target, circle, relative=False).item() == \
         pytest.approx(0.3 * math.sqrt(math.pi), rel=1e-13)
     # L1: int |cos| = int |sin| = 4 on the circle (kinks, so only close)
     big = 4096
     xb = torch.linspace(0, 2 * math.pi, big + 1)[:-1]
     t1, p1 = torch.sin(xb)[None, None], (torch.sin(xb) + 0.3 * torch.cos(xb))[None, None]
-    assert lp_error(p1, t1, p=1, domain=dom, periodic=True, relative=False).item() == \
-        pytest.approx(1.2, rel=1e-5)
-    assert lp_error(p1, t1, p=1, periodic=True).item() == pytest.approx(0.3, rel=1e-5)
+    assert lp_error(p1, t1, GridSpec((big,), dom, periodic=True), p=1,
+                    relative=False).item() == pytest.approx(1.2, rel=1e-5)
+    assert lp_error(p1, t1, GridSpec((big,), periodic=True), p=1).item() == \
+        pytest.approx(0.3, rel=1e-5)
 
 
 # --------------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ def test_relative_l2_on_jittered_meshes_converges(float64):
         target = torch.stack([torch.sin(x)], dim=1)  # [N, 1]
         pred = target + eps * torch.cos(x)[:, None]
         hs.append(1.0 / (n - 1))
-        errs.append(abs(lp_error(pred, target, mesh.weights).item() - exact))
+        errs.append(abs(lp_error(pred, target, mesh).item() - exact))
     assert errs[-1] < 2e-4
     assert observed_order(hs, errs) > 1.7
 
@@ -137,22 +139,29 @@ def test_pyg_batch_gives_the_mean_of_per_graph_relative_errors(float64):
         pred = target + eps * torch.stack([torch.cos(x), torch.ones_like(x)], dim=1)
         mesh.y, mesh.pred = target, pred
         clouds.append(mesh)
-        singles.append(lp_error(pred, target, mesh.weights))
+        singles.append(lp_error(pred, target, mesh))
     batch = Batch.from_data_list(clouds)
     loss = LpLoss()
-    value = loss(batch.pred, batch.y, batch.weights, batch=batch.batch)
+    value = loss(batch.pred, batch.y, batch)
     assert value.item() == pytest.approx(0.5 * (singles[0] + singles[1]).item(), rel=1e-12)
     # the coarse mesh's error must not be diluted by the fine mesh's points
-    none = LpLoss(reduction="none")(batch.pred, batch.y, batch.weights, batch=batch.batch,
-                                    num_graphs=2)
+    none = LpLoss(reduction="none")(batch.pred, batch.y,
+                                    PointQuadrature(batch.weights, batch.batch, num_graphs=2))
     torch.testing.assert_close(none, torch.stack(singles))
     assert none[1] / none[0] == pytest.approx(3.0, rel=0.05)
-    # without weights each graph gets uniform weights 1/N_g
-    uniform = lp_error(batch.pred, batch.y, batch=batch.batch, reduction="none")
+    # uniform weights 1/N_g per graph
+    counts = torch.bincount(batch.batch).to(batch.pred.dtype)
+    uniform = lp_error(batch.pred, batch.y,
+                       PointQuadrature(1.0 / counts[batch.batch], batch.batch),
+                       reduction="none")
     for g, cloud in enumerate(clouds):
         n = cloud.num_nodes
         assert uniform[g].item() == pytest.approx(
-            lp_error(cloud.pred, cloud.y, torch.full((n,), 1.0 / n)).item(), rel=1e-12)
+            lp_error(cloud.pred, cloud.y, PointQuadrature(torch.full((n,), 1.0 / n))).item(),
+            rel=1e-12)
+    # there is no default quadrature any more
+    with pytest.raises(ValueError, match="needs a quadrature"):
+        loss(batch.pred, batch.y)
 
 
 # --------------------------------------------------------------------------------------
@@ -168,10 +177,12 @@ def test_sphere_grid_relative_l2_is_exact_for_low_degree_polynomials(float64, gr
     x, y, z = (c.reshape(1, 1, 12, 24) for c in g.pos.T)
     target, pred = 1 + z, 1 + z + eps * x * y
     exact = eps * math.sqrt((4 * math.pi / 15) / (16 * math.pi / 3))
-    assert lp_error(pred, target, sphere=grid).item() == pytest.approx(exact, rel=1e-12)
+    spec = SphereGridSpec(12, 24, grid)
+    assert lp_error(pred, target, spec).item() == pytest.approx(exact, rel=1e-12)
     w = g.weights.reshape(12, 24)
     torch.testing.assert_close(w, sphere_quadrature_weights(12, 24, grid))
-    assert lp_error(pred, target, w, relative=False).item() == pytest.approx(
+    assert lp_error(pred, target, GridQuadrature(spec, weights=w),
+                    relative=False).item() == pytest.approx(
         eps * math.sqrt(4 * math.pi / 15), rel=1e-12)
 
 
@@ -193,7 +204,7 @@ def test_icosphere_point_cloud_l2_converges(float64):
         x, y, z = s.pos.T
         target = 1 + z + x**3
         pred = target + eps * (x * y**2 * z**3 + y**4)
-        errs.append(abs(lp_error(pred[:, None], target[:, None], s.weights).item() - exact))
+        errs.append(abs(lp_error(pred[:, None], target[:, None], s).item() - exact))
         hs.append(2.0**-level)
     assert errs[-1] < 1e-4 * exact
     assert observed_order(hs, errs) > 1.8
@@ -217,9 +228,11 @@ def test_h1_by_finite_differences_converges_at_second_order(float64):
         target = (torch.sin(x) * torch.exp(y))[None, None]
         pred = target + eps * (torch.cos(x) * torch.exp(y))[None, None]
         hs.append(1.0 / (n - 1))
-        errs.append(abs(h1_error(pred, target).item() - exact_h1))
-        errs_semi.append(abs(h1_error(pred, target, seminorm=True).item() - eps))
-        assert h1_error(pred, target, relative=False).item() == pytest.approx(exact_abs, rel=5e-3)
+        unit = GridSpec((n, n))
+        errs.append(abs(h1_error(pred, target, unit).item() - exact_h1))
+        errs_semi.append(abs(h1_error(pred, target, unit, seminorm=True).item() - eps))
+        assert h1_error(pred, target, unit, relative=False).item() == pytest.approx(exact_abs,
+                                                                                  rel=5e-3)
     assert observed_order(hs, errs) == pytest.approx(2.0, abs=0.2)
     assert observed_order(hs, errs_semi) == pytest.approx(2.0, abs=0.2)
     assert errs[-1] < 1e-5
@@ -233,7 +246,7 @@ def test_h1_on_a_periodic_grid_converges(float64):
         _, x, y = _grid_fields(n, domain=(0.0, 2 * math.pi), periodic=True)
         target = (torch.sin(x) * torch.cos(2 * y))[None, None]
         pred = target + eps * (torch.cos(x) * torch.sin(y))[None, None]
-        loss = H1Loss(domain=(0.0, 2 * math.pi), periodic=True)
+        loss = H1Loss(quadrature=GridSpec((n, n), (0.0, 2 * math.pi), periodic=True))
         hs.append(2 * math.pi / n)
         errs.append(abs(loss(pred, target).item() - eps / math.sqrt(2)))
     assert observed_order(hs, errs) == pytest.approx(2.0, abs=0.1)
@@ -250,13 +263,13 @@ def test_h1_with_given_gradient_fields_on_a_mesh(float64):
         e = eps * torch.cos(x) * torch.exp(y)
         grad_f = torch.stack([torch.cos(x), torch.sin(x)], -1) * torch.exp(y)[:, None]
         grad_e = eps * torch.stack([-torch.sin(x), torch.cos(x)], -1) * torch.exp(y)[:, None]
-        value = h1_error((f + e)[:, None], f[:, None], mesh.weights,
+        value = h1_error((f + e)[:, None], f[:, None], mesh,
                          pred_grad=(grad_f + grad_e)[:, None], target_grad=grad_f[:, None])
         errs.append(abs(value.item() - exact))
     assert errs[2] < errs[1] < errs[0]
     assert errs[2] < 1e-4
     with pytest.raises(ValueError, match="pred_grad"):
-        h1_error(f[:, None], f[:, None], mesh.weights)
+        h1_error(f[:, None], f[:, None], mesh)
 
 
 @pytest.mark.parametrize("grid", ["legendre-gauss", "equiangular"])
@@ -268,11 +281,12 @@ def test_sphere_h1_from_spherical_harmonics(float64, grid):
     g = sphere_grid(nlat, nlon, grid=grid)
     x, y, z = (c.reshape(1, 1, nlat, nlon) for c in g.pos.T)
     target, pred = z, z + eps * x * y
-    assert h1_error(pred, target, sphere=grid).item() == pytest.approx(
+    spec = SphereGridSpec(nlat, nlon, grid)
+    assert h1_error(pred, target, spec).item() == pytest.approx(
         eps * math.sqrt(7 / 15), rel=1e-9)
-    assert h1_error(pred, target, sphere=grid, seminorm=True).item() == pytest.approx(
+    assert h1_error(pred, target, spec, seminorm=True).item() == pytest.approx(
         eps * math.sqrt(3 / 5), rel=1e-9)
-    assert h1_error(pred, target, sphere=grid, relative=False, seminorm=True).item() == \
+    assert h1_error(pred, target, spec, relative=False, seminorm=True).item() == \
         pytest.approx(eps * math.sqrt(8 * math.pi / 5), rel=1e-9)
 
 
@@ -284,8 +298,8 @@ def test_sphere_h1_of_a_smooth_field_converges_on_equiangular_grids(float64):
         g = sphere_grid(nlat, 2 * nlat, grid="equiangular")
         z = g.pos[:, 2].reshape(1, 1, nlat, 2 * nlat)
         f = torch.exp(z)
-        value = h1_error(f, torch.zeros_like(f), sphere="equiangular", relative=False,
-                         seminorm=True).item() ** 2
+        value = h1_error(f, torch.zeros_like(f), SphereGridSpec(nlat, 2 * nlat, "equiangular"),
+                         relative=False, seminorm=True).item() ** 2
         errs.append(abs(value - exact))
     assert errs[2] < errs[1] < errs[0]
     assert errs[2] < 1e-8 * exact
@@ -296,19 +310,22 @@ def test_error_metrics_names_and_consistency_with_losses(float64):
     _, x, y = _grid_fields(n)
     target = torch.stack([torch.sin(x), torch.cos(y)])[None].repeat(2, 1, 1, 1)
     pred = target + 0.1 * torch.randn_like(target)
-    m = error_metrics(pred, target, channel_names=["u", "v"])
+    unit = GridSpec((n, n))
+    m = error_metrics(pred, target, unit, channel_names=["u", "v"])
     assert set(m) == {f"{k}{c}" for k in ("rel_l2", "abs_l2", "rel_h1", "abs_h1")
                       for c in ("", "/u", "/v")}
-    torch.testing.assert_close(m["rel_l2"], lp_error(pred, target, reduction="none"))
-    torch.testing.assert_close(m["rel_h1/v"],
-                               h1_error(pred, target, reduction="none", per_channel=True)[:, 1])
-    points = error_metrics(pred[0].reshape(2, -1).T, target[0].reshape(2, -1).T)
+    torch.testing.assert_close(m["rel_l2"], lp_error(pred, target, unit, reduction="none"))
+    torch.testing.assert_close(
+        m["rel_h1/v"], h1_error(pred, target, unit, reduction="none", per_channel=True)[:, 1])
+    points = error_metrics(pred[0].reshape(2, -1).T, target[0].reshape(2, -1).T,
+                           PointQuadrature(torch.full((n * n,), 1.0 / (n * n))))
     assert "rel_h1" not in points and points["rel_l2"].shape == (1,)
     # too few points for finite differences: H1 is left out unless asked for
-    thin = error_metrics(pred[:, :, :2], target[:, :, :2])
+    thin_grid = GridSpec((2, n))
+    thin = error_metrics(pred[:, :, :2], target[:, :, :2], thin_grid)
     assert "rel_h1" not in thin and "rel_l2" in thin
     with pytest.raises(ValueError, match="at least 3 points"):
-        error_metrics(pred[:, :, :2], target[:, :, :2], h1=True)
+        error_metrics(pred[:, :, :2], target[:, :, :2], thin_grid, h1=True)
 
 
 def test_losses_are_differentiable_and_safe_under_low_precision(float64):
@@ -317,39 +334,48 @@ def test_losses_are_differentiable_and_safe_under_low_precision(float64):
     target = torch.randn(7, 2)
     w = torch.rand(7) + 0.1
     batch = torch.tensor([0, 0, 0, 1, 1, 1, 1])
-    assert torch.autograd.gradcheck(lambda p: lp_error(p, target, w, batch=batch), (pred,))
+    assert torch.autograd.gradcheck(
+        lambda p: lp_error(p, target, PointQuadrature(w, batch)), (pred,))
     grid_pred = torch.randn(2, 1, 6, 5, requires_grad=True)
     grid_target = torch.randn(2, 1, 6, 5)
-    assert torch.autograd.gradcheck(lambda p: h1_error(p, grid_target), (grid_pred,))
+    grid = GridSpec((6, 5))
+    assert torch.autograd.gradcheck(lambda p: h1_error(p, grid_target, grid), (grid_pred,))
     # bf16 inputs are summed in float32
-    ref = lp_error(grid_pred.detach(), grid_target)
-    low = lp_error(grid_pred.detach().bfloat16(), grid_target.bfloat16())
+    ref = lp_error(grid_pred.detach(), grid_target, grid)
+    low = lp_error(grid_pred.detach().bfloat16(), grid_target.bfloat16(), grid)
     assert low.dtype == torch.float32
     assert low.item() == pytest.approx(ref.item(), rel=2e-2)
 
 
 def test_bad_arguments_are_reported():
     y = torch.ones(5, 2)
+    five = PointQuadrature(torch.ones(5))
     with pytest.raises(ValueError, match="shape"):
-        lp_error(torch.ones(5, 3), y)
-    with pytest.raises(ValueError, match="weights must have shape"):
-        lp_error(y, y, torch.ones(4))
+        lp_error(torch.ones(5, 3), y, five)
+    with pytest.raises(ValueError, match=r"pred must have shape \[4\]"):
+        lp_error(y, y, PointQuadrature(torch.ones(4)))
+    with pytest.raises(ValueError, match="weights must be a tensor of shape"):
+        PointQuadrature(torch.ones(5, 1))
     with pytest.raises(ValueError, match="p must be"):
         LpLoss(p=0.5)
     with pytest.raises(ValueError, match="reduction"):
         LpLoss(reduction="avg")
-    with pytest.raises(ValueError, match="layout"):
-        lp_error(y, y, layout="mesh")
-    with pytest.raises(ValueError, match="sphere"):
-        H1Loss(sphere="healpix")
+    with pytest.raises(TypeError, match="quadrature must be"):
+        lp_error(y, y, "mesh")
+    with pytest.raises(TypeError, match="quadrature must be"):
+        lp_error(y, y, torch.ones(5))  # a bare weights tensor is not a quadrature
+    with pytest.raises(ValueError, match="needs a quadrature"):
+        LpLoss()(y, y)
+    with pytest.raises(ValueError, match="grid must be one of"):
+        H1Loss(quadrature=SphereGridSpec(8, 16, "healpix"))
     with pytest.raises(ValueError, match="batch must have shape"):
-        lp_error(y, y, batch=torch.zeros(3, dtype=torch.long))
+        PointQuadrature(torch.ones(5), batch=torch.zeros(3, dtype=torch.long))
     g = torch.ones(1, 1, 2, 8)
     with pytest.raises(ValueError, match="at least 3 points"):
-        h1_error(g, g)
+        h1_error(g, g, GridSpec((2, 8)))
     with pytest.raises(ValueError, match="grid weights"):
-        lp_error(g, g, torch.ones(3, 8))
+        GridQuadrature(GridSpec((2, 8)), weights=torch.ones(3, 8))
     with pytest.raises(TypeError, match="tensors"):
-        lp_error([1.0], torch.ones(1))
+        lp_error([1.0], torch.ones(1), PointQuadrature(torch.ones(1)))
     with pytest.raises(ValueError, match="given together"):
-        h1_error(y, y, pred_grad=torch.ones(5, 2, 2))
+        h1_error(y, y, five, pred_grad=torch.ones(5, 2, 2))

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from geo_neuralop.geometry import jittered_rectangle_mesh
+from geo_neuralop.geometry import GridSpec, jittered_rectangle_mesh
 from geo_neuralop.training import lp_error, rollout
 
 
@@ -23,7 +23,7 @@ def test_error_versus_horizon_of_a_linear_model_is_exact(float64):
     a, b, steps = 0.9, 0.95, 6
     x0, truth = _decay_problem(a, steps)
     res = rollout(lambda x: b * x, x0, targets=truth, channel_dim=1,
-                  metric_kwargs={"periodic": True})
+                  quadrature=GridSpec((32,), periodic=True))
     t = torch.arange(1, steps + 1, dtype=torch.float64)
     torch.testing.assert_close(res.errors["rel_l2"], (b**t - a**t).abs() / a**t)
     torch.testing.assert_close(res.errors["rel_l2/1"], (b**t - a**t).abs() / a**t)
@@ -40,14 +40,14 @@ def test_teacher_forcing_gives_one_step_errors(float64):
     a, b, steps = 0.9, 0.95, 5
     x0, truth = _decay_problem(a, steps)
     res = rollout(lambda x: b * x, x0, targets=truth, channel_dim=1, teacher_steps=steps,
-                  metric_kwargs={"periodic": True})
+                  quadrature=GridSpec((32,), periodic=True))
     torch.testing.assert_close(res.errors["rel_l2"], torch.full((steps,), abs(b / a - 1)))
     # persistence from the true previous state: |1 - a| / a at every step
     torch.testing.assert_close(res.persistence_errors["rel_l2"],
                                torch.full((steps,), (1 - a) / a))
     # two teacher steps, then free running: step t > 2 has error |b^(t-1) / a^(t-1) - 1|
     res2 = rollout(lambda x: b * x, x0, targets=truth, channel_dim=1, teacher_steps=2,
-                   metric_kwargs={"periodic": True})
+                   quadrature=GridSpec((32,), periodic=True))
     expected = [abs(b / a - 1)] * 2 + [abs((b / a) ** (t - 1) - 1) for t in range(3, 6)]
     torch.testing.assert_close(res2.errors["rel_l2"], torch.tensor(expected))
     # the last true state given was x_1, so persistence from step 2 on holds x_1
@@ -74,20 +74,21 @@ def test_forcing_channels_on_a_point_cloud(float64):
         return inp[:, :2] + inp[:, 2:]
 
     res = rollout(step, x0, targets=torch.stack(truth), forcing=forcing,
-                  metric_kwargs={"weights": mesh.weights})
+                  quadrature=mesh)
     assert calls == [(mesh.num_nodes, 4)] * steps
     assert float(res.errors["rel_l2"].abs().max()) < 1e-14
     # a model that ignores the forcing has the persistence error
     lazy = rollout(lambda inp: inp[:, :2], x0, targets=torch.stack(truth), forcing=forcing,
-                   metric_kwargs={"weights": mesh.weights})
+                   quadrature=mesh)
     torch.testing.assert_close(lazy.errors["rel_l2"], lazy.persistence_errors["rel_l2"])
     torch.testing.assert_close(
-        lazy.errors["rel_l2"][-1], lp_error(x0, truth[-1], mesh.weights).double())
+        lazy.errors["rel_l2"][-1], lp_error(x0, truth[-1], mesh).double())
 
 
 def test_blow_up_is_detected_at_the_right_step(float64):
     x0, truth = _decay_problem(0.9, 8)
-    res = rollout(lambda x: 10 * x, x0, targets=truth, channel_dim=1, blowup_factor=500.0)
+    res = rollout(lambda x: 10 * x, x0, targets=truth, channel_dim=1, blowup_factor=500.0,
+                  quadrature=GridSpec((32,)))
     # max |x_t| = 10^t: 10^3 > 500 at step 3
     assert not res.stable
     assert res.failure_step == 3 and res.failure_reason.startswith("blow-up")
@@ -97,7 +98,7 @@ def test_blow_up_is_detected_at_the_right_step(float64):
     assert bool(res.persistence_errors["rel_l2"].isfinite().all())
     # without stopping, all steps run and the first failure is still reported
     full = rollout(lambda x: 10 * x, x0, targets=truth, channel_dim=1, blowup_factor=500.0,
-                   stop_on_failure=False)
+                   quadrature=GridSpec((32,)), stop_on_failure=False)
     assert full.failure_step == 3 and full.steps_completed == 8
 
 
@@ -127,3 +128,5 @@ def test_rollout_argument_errors():
         rollout(lambda x: x[:, :1], x0, num_steps=2)
     with pytest.raises(ValueError, match="forcing has 1 steps"):
         rollout(lambda x: x, x0, num_steps=2, forcing=torch.ones(1, 3, 1))
+    with pytest.raises(ValueError, match="needs a quadrature"):
+        rollout(lambda x: x, x0, targets=torch.ones(2, 3, 2))

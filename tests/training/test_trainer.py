@@ -1,5 +1,6 @@
 """Trainer: learning, metric files, schedules, exact resume after SIGKILL/SIGTERM, NaN stop."""
 
+import functools
 import importlib.util
 import math
 import multiprocessing
@@ -13,17 +14,16 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from geo_neuralop.geometry import jittered_rectangle_mesh
-from geo_neuralop.training import (
-    LpLoss,
-    NonFiniteLossError,
-    Trainer,
-    TrainerConfig,
-    error_metrics,
-    load_checkpoint,
-    lp_error,
-    read_jsonl,
-)
+from geo_neuralop.geometry import GridSpec, PointQuadrature, jittered_rectangle_mesh
+from geo_neuralop.training import LpLoss, Trainer, TrainerConfig, error_metrics, lp_error
+from geo_neuralop.training.checkpointing import load_checkpoint
+from geo_neuralop.training.metrics import read_jsonl
+from geo_neuralop.training.trainer import NonFiniteLossError
+
+
+def uniform_points(n):
+    """The quadrature of a batch of ``n`` rows treated as one cloud with weights 1/n."""
+    return PointQuadrature(torch.full((n,), 1.0 / n))
 
 
 def build_run(out_dir):
@@ -38,8 +38,10 @@ def build_run(out_dir):
     cfg = TrainerConfig(epochs=3, batch_size=4, lr=3e-3, scheduler="cosine", warmup_steps=3,
                         grad_clip=1.0, checkpoint_every_steps=5, out_dir=str(out_dir), seed=7,
                         progress=False)
+    grid = GridSpec((16,), periodic=True)
     return Trainer(model, TensorDataset(x[:32], y[:32]), TensorDataset(x[32:], y[32:]),
-                   LpLoss(periodic=True), cfg, metric_fn=error_metrics)
+                   LpLoss(quadrature=grid), cfg,
+                   metric_fn=functools.partial(error_metrics, quadrature=grid))
 
 
 def _child(mode, out_dir, at):
@@ -147,7 +149,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(16, 3)
     data = TensorDataset(x, x @ torch.randn(3, 2))
-    base = LpLoss()
+    base = LpLoss(quadrature=uniform_points(4))
     calls = {"n": 0}
 
     def loss(pred, target, **kw):
@@ -188,11 +190,13 @@ def test_trainer_learns_and_writes_metric_files(tmp_path):
     train, val = TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
     cfg = TrainerConfig(epochs=15, batch_size=16, lr=0.1, weight_decay=0.0, out_dir=str(tmp_path),
                         progress=False)
-    trainer = Trainer(nn.Conv1d(4, 3, 1), train, val, config=cfg, metric_fn=error_metrics)
+    grid = GridSpec((8,))
+    trainer = Trainer(nn.Conv1d(4, 3, 1), train, val, LpLoss(quadrature=grid), config=cfg,
+                      metric_fn=functools.partial(error_metrics, quadrature=grid))
     before = trainer.evaluate()["loss"]
     history = trainer.fit()
     assert history[-1]["val_loss"] < 0.01 < 0.5 < before
-    # per-sample relative L2 (the default loss) equals the metric of the same name
+    # per-sample relative L2 (the loss) equals the metric of the same name
     assert history[-1]["val_rel_l2"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
     assert read_jsonl(tmp_path / "metrics.jsonl") == history
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -201,7 +205,7 @@ def test_trainer_learns_and_writes_metric_files(tmp_path):
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["best_val"] == min(r["val_loss"] for r in history)
     with pytest.raises(ValueError, match="resume=True"):
-        Trainer(nn.Conv1d(4, 3, 1), train, val, config=cfg).fit()
+        Trainer(nn.Conv1d(4, 3, 1), train, val, LpLoss(quadrature=grid), config=cfg).fit()
 
 
 def test_pyg_batches_of_different_meshes(tmp_path):
@@ -220,7 +224,7 @@ def test_pyg_batches_of_different_meshes(tmp_path):
     history = trainer.fit()
     assert history[-1]["train_loss"] < 0.3 * history[0]["train_loss"]
     with torch.no_grad():
-        manual = sum(lp_error(model(c.x), c.y, c.weights) for c in clouds[6:]) / 2
+        manual = sum(lp_error(model(c.x), c.y, c) for c in clouds[6:]) / 2
     assert trainer.evaluate()["loss"] == pytest.approx(manual.item(), rel=1e-5)
 
 
@@ -234,7 +238,8 @@ def test_learning_rate_schedules(tmp_path):
 
     cfg = TrainerConfig(epochs=2, batch_size=4, lr=1.0, scheduler="cosine", warmup_steps=2,
                         min_lr_ratio=0.1, out_dir=str(tmp_path / "c"), progress=False)
-    Trainer(nn.Linear(2, 2), data, config=cfg, step_callbacks=[record]).fit()
+    Trainer(nn.Linear(2, 2), data, loss=LpLoss(quadrature=uniform_points(4)), config=cfg,
+            step_callbacks=[record]).fit()
     # lr used at step s (0-based) is factor(s); recorded after the step, i.e. factor(s + 1)
     total = 6 - 2
 
@@ -247,7 +252,8 @@ def test_learning_rate_schedules(tmp_path):
     seen.clear()
     cfg = TrainerConfig(epochs=4, batch_size=4, lr=1.0, scheduler="step", step_size=2,
                         gamma=0.5, out_dir=str(tmp_path / "s"), progress=False)
-    Trainer(nn.Linear(2, 2), data, config=cfg, step_callbacks=[record]).fit()
+    Trainer(nn.Linear(2, 2), data, loss=LpLoss(quadrature=uniform_points(4)), config=cfg,
+            step_callbacks=[record]).fit()
     assert seen == pytest.approx([1.0 * 0.5 ** (((s + 1) // 3) // 2) for s in range(12)])
 
 
@@ -276,14 +282,24 @@ def test_bad_trainer_inputs_and_cpu_amp_warning(tmp_path):
         Trainer(nn.Linear(2, 2), TensorDataset(torch.zeros(0, 2), torch.zeros(0, 2)))
     cfg = TrainerConfig(epochs=1, batch_size=2, amp="bf16", device="cpu", out_dir=str(tmp_path),
                         progress=False)
+    loss = LpLoss(quadrature=uniform_points(2))
     with pytest.warns(UserWarning, match="only on CUDA"):
-        Trainer(nn.Linear(2, 2), data, config=cfg).fit()
+        Trainer(nn.Linear(2, 2), data, loss=loss, config=cfg).fit()
     if importlib.util.find_spec("tensorboard") is None:
         cfg = TrainerConfig(epochs=1, batch_size=2, tensorboard=True, out_dir=str(tmp_path / "t"),
                             progress=False)
         with pytest.warns(UserWarning, match="tensorboard package is not installed"):
-            Trainer(nn.Linear(2, 2), data, config=cfg).fit()
+            Trainer(nn.Linear(2, 2), data, loss=loss, config=cfg).fit()
     odd = TensorDataset(torch.randn(4, 2))  # one tensor per sample: no target
     with pytest.raises(TypeError, match="batch_fn"):
         Trainer(nn.Linear(2, 2), odd, config=TrainerConfig(out_dir=str(tmp_path / "o"),
                                                            progress=False)).fit()
+    # tuple batches give no quadrature: the default loss has none of its own
+    cfg = TrainerConfig(epochs=1, batch_size=2, out_dir=str(tmp_path / "q"), progress=False)
+    with pytest.raises(ValueError, match="needs a quadrature"):
+        Trainer(nn.Linear(2, 2), data, config=cfg).fit()
+    # a bare weights tensor is no longer a quadrature
+    cfg = TrainerConfig(epochs=1, batch_size=2, out_dir=str(tmp_path / "w"), progress=False)
+    with pytest.raises(TypeError, match="third value"):
+        Trainer(nn.Linear(2, 2), data, config=cfg,
+                batch_fn=lambda b: (b[0], b[1], torch.full((2,), 0.5))).fit()

@@ -171,3 +171,66 @@ def test_bad_input_is_rejected_before_rendering(tmp_path):
     with pytest.raises(ValueError, match=f"must have shape \\[T, {n}\\]"):
         animate_rollout(mesh, np.zeros((2, n)), np.zeros(n), tmp_path / "a.gif")
     assert not any(tmp_path.iterdir())
+
+
+def _escape_predictions(path):
+    """A prediction file whose field name tries to climb out of the output folder."""
+    from geo_neuralop.data import save_predictions
+    from geo_neuralop.geometry import fibonacci_sphere
+
+    cloud = fibonacci_sphere(400)
+    z = cloud.pos.double()[:, 2].numpy()
+    truth = np.stack([np.cos(3 * z + 0.1 * k)[:, None] for k in range(3)])
+    save_predictions(path, cloud, truth, truth * 1.1, ["../../escape"], times=[0.0, 1.0, 2.0])
+
+
+def _files_outside(root, allowed):
+    return sorted(str(p) for p in root.rglob("*")
+                  if p.is_file() and not any(p == a or a in p.parents for a in allowed))
+
+
+def test_field_names_cannot_escape_the_output_folder(can_render, tmp_path):
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    source = deep / "p.h5"
+    _escape_predictions(source)
+    out = deep / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "geo_neuralop.cli", "render", str(source), "--field",
+         "../../escape", "--frame", "1", "--output-dir", str(out), "--map", "--animate", "gif",
+         "--vtu", "--xdmf"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    assert _files_outside(tmp_path, [source, out]) == []
+    for name in ("p__escape_frame0001.png", "p__escape_map0001.png", "p__escape.gif"):
+        assert (out / name).exists(), (name, result.stdout)
+    assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
+
+
+def test_field_names_cannot_escape_the_output_folder_without_rendering(tmp_path, monkeypatch):
+    """The same guard in-process, with the VTK and matplotlib renderers replaced by stubs that
+    write the path they are given (the VTU/XDMF writers are the real ones)."""
+    from pathlib import Path
+
+    from geo_neuralop.data import load_predictions
+    from geo_neuralop.viz import prediction_pictures, render_predictions
+
+    def stub(cloud, truth, prediction, path, *args, **kwargs):
+        Path(path).write_bytes(b"picture")
+        return Path(path)
+
+    for name in ("render_sphere_comparison", "render_mesh_comparison", "plot_sphere_maps",
+                 "animate_rollout"):
+        monkeypatch.setattr(prediction_pictures, name, stub)
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    source = deep / "p.h5"
+    _escape_predictions(source)
+    out = deep / "out"
+    written = render_predictions(load_predictions(source), out, "../p", field="../../escape",
+                                 frame=1, sphere_map=True, animation="gif", vtu=True, xdmf=True)
+    assert len(written) == 5
+    assert _files_outside(tmp_path, [source, out]) == []
+    assert all(Path(p).resolve().is_relative_to(out.resolve()) for p in written)
+    assert (out / "_p__escape_frame0001.png").exists()

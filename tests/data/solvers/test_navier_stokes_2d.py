@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geo_neuralop.data.generate import sample_rng
-from geo_neuralop.data.navier_stokes_2d import (
+from geo_neuralop.data.solvers.navier_stokes_2d import (
     NavierStokes2D,
     fno_forcing,
     gaussian_random_field,

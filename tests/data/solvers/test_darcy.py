@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from geo_neuralop.data.darcy import (
+from geo_neuralop.data.generate import sample_rng
+from geo_neuralop.data.solvers.darcy import (
     darcy_sample,
     neumann_random_field,
     solve_darcy,
     threshold_permeability,
 )
-from geo_neuralop.data.generate import sample_rng
 from tests.conftest import observed_order
 
 PI = np.pi

@@ -18,16 +18,18 @@ from scipy.spatial import cKDTree
 from skfem import BilinearForm, asm
 from skfem.helpers import grad
 
-from geo_neuralop.data import (
+from geo_neuralop.data.solvers.cylinder_flow import (
     CylinderFlowResult,
-    NavierStokesSolver,
-    SolverDivergedError,
-    cylinder_channel_mesh,
     shedding_statistics,
     simulate_cylinder_flow,
     to_point_cloud,
 )
-from geo_neuralop.data.navier_stokes_fem import gmres_lockstep
+from geo_neuralop.data.solvers.cylinder_mesh import cylinder_channel_mesh
+from geo_neuralop.data.solvers.navier_stokes_fem import (
+    NavierStokesSolver,
+    SolverDivergedError,
+    gmres_lockstep,
+)
 from geo_neuralop.geometry import PointCloud
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from geo_neuralop.data.generate import sample_rng
-from geo_neuralop.data.shallow_water import (
+from geo_neuralop.data.solvers.shallow_water import (
     ShallowWaterSimulator,
     choose_dt,
     max_stable_dt,

@@ -1,8 +1,7 @@
-"""The end-to-end demo behind ``make demo`` / ``geo-neuralop demo``.
+"""Part 1 of the demo: quadrature, mesh export and DISCO kernels against independent references.
 
-Every step checks what it claims against an independent reference and the demo
-exits non-zero when a check fails, so a green ``make demo`` means the pipeline
-works on this machine. Steps are added as the library grows.
+Every check compares a measured value with an exact integral, torch-harmonics'
+own layer, or an exact derivative, within a stated tolerance.
 """
 
 from __future__ import annotations
@@ -14,7 +13,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from geo_neuralop.geometry import (
+    fibonacci_sphere,
+    from_mesh,
+    icosphere,
+    jittered_rectangle_mesh,
+    perforated_rectangle_mesh,
+    regular_grid,
+    sphere_grid,
+    to_mesh,
+)
+from geo_neuralop.kernels import basis_first_moments
+from geo_neuralop.layers import DiscoConv, PointDifferentialConv
+from geo_neuralop.utils import atomic_path
+from geo_neuralop.viz import render_mesh_comparison
+
+Check = tuple[str, Callable[[], float], float, float]
 
 
 @dataclass
@@ -32,14 +49,8 @@ class StepResult:
         return math.isfinite(self.value) and abs(self.value - self.reference) <= self.tolerance
 
 
-def _quadrature_steps() -> list[tuple[str, Callable[[], float], float, float]]:
-    from geo_neuralop.geometry import (
-        fibonacci_sphere,
-        icosphere,
-        jittered_rectangle_mesh,
-        regular_grid,
-        sphere_grid,
-    )
+def quadrature_checks() -> list[Check]:
+    """Integrals of smooth functions on grids, meshes and spheres against their exact values."""
 
     def square(cloud_fn):
         def run():
@@ -77,12 +88,11 @@ def _quadrature_steps() -> list[tuple[str, Callable[[], float], float, float]]:
     ]
 
 
-def _mesh_export_step(output_dir: Path) -> Callable[[], float]:
+def mesh_export_check(output_dir: Path) -> Callable[[], float]:
+    """Write a mesh with a field to VTU and read it back: the largest change of the field."""
+
     def run() -> float:
         import meshio
-
-        from geo_neuralop.geometry import from_mesh, jittered_rectangle_mesh, to_mesh
-        from geo_neuralop.utils import atomic_path
 
         cloud = jittered_rectangle_mesh((41, 21), domain=[(0.0, 2.2), (0.0, 0.41)],
                                         dtype=torch.float64)
@@ -97,11 +107,8 @@ def _mesh_export_step(output_dir: Path) -> Callable[[], float]:
     return run
 
 
-def _disco_steps() -> list[tuple[str, Callable[[], float], float, float]]:
-    from geo_neuralop.geometry import jittered_rectangle_mesh, regular_grid, sphere_grid
-    from geo_neuralop.kernels.moments import basis_first_moments
-    from geo_neuralop.layers import DiscoConv, PointDifferentialConv
-    from geo_neuralop.layers.disco_conv import disco_basis_responses
+def disco_checks() -> list[Check]:
+    """DISCO against torch-harmonics, mesh independence, and differential exactness."""
 
     def versus_torch_harmonics() -> float:
         from torch_harmonics import DiscreteContinuousConvS2
@@ -119,7 +126,7 @@ def _disco_steps() -> list[tuple[str, Callable[[], float], float, float]]:
         dst = sphere_grid(32, 64, "legendre-gauss")
         x = torch.randn(2, 3, 64, 128)
         expected = peer(x)
-        ours = conv(x.flatten(2).transpose(1, 2), conv.build_kernel(src, dst))
+        ours = conv(x.flatten(2).transpose(1, 2), src, dst)
         ours = ours.transpose(1, 2).reshape(expected.shape)
         return ((ours - expected).norm() / expected.norm()).item()
 
@@ -133,18 +140,18 @@ def _disco_steps() -> list[tuple[str, Callable[[], float], float, float]]:
                                            dtype=torch.float64)
             x, y = mesh.pos.T
             v = (torch.sin(2 * x) * torch.cos(3 * y))[None, :, None]
-            outs.append(conv(v, conv.build_kernel(mesh, probes)))
+            outs.append(conv(v, mesh, probes))
         return ((outs[0] - outs[1]).norm() / outs[0].norm()).item()
 
     def differential_exactness() -> float:
         mesh = jittered_rectangle_mesh((41, 41), jitter=0.3, seed=3, dtype=torch.float64)
         conv = PointDifferentialConv(1, 1, (3, 4), radius=0.08)
         x, y = mesh.pos.T
-        responses = disco_basis_responses((3 * x - 2 * y)[None, :, None],
-                                          conv.build_kernel(mesh, dtype=torch.float64))
+        kernel = conv.build_kernel(mesh, dtype=torch.float64)
+        responses = kernel.responses((3 * x - 2 * y)[:, None])  # [N, K, 1]
         exact = torch.tensor([3.0, -2.0], dtype=torch.float64) @ basis_first_moments(
             conv.basis, 2).T
-        return (responses[:, :, 0, 0] - exact).abs().max().item()
+        return (responses[:, :, 0] - exact).abs().max().item()
 
     return [
         ("DiscoConv 64x128 -> 32x64 vs torch-harmonics (rel)", versus_torch_harmonics, 0.0,
@@ -154,17 +161,12 @@ def _disco_steps() -> list[tuple[str, Callable[[], float], float, float]]:
     ]
 
 
-def _render_step(output_dir: Path) -> Callable[[], float]:
+def render_check(output_dir: Path) -> Callable[[], float]:
     """Render a field and its DISCO local average on the DFG channel mesh; 1.0 if the PNG is a
     real picture (varied colours, not blank), else 0.0."""
 
     def run() -> float:
-        import numpy as np
         from PIL import Image
-
-        from geo_neuralop.geometry import perforated_rectangle_mesh
-        from geo_neuralop.layers import DiscoConv
-        from geo_neuralop.viz import render_mesh_comparison
 
         mesh = perforated_rectangle_mesh(0.012, dtype=torch.float64)
         x, y = mesh.pos.T
@@ -173,7 +175,7 @@ def _render_step(output_dir: Path) -> Callable[[], float]:
         with torch.no_grad():  # only the radial hat centred at 0: a local weighted average
             conv.weight.zero_()
             conv.weight[0, 0, 0] = 1.0
-            average = conv(field[None, :, None], conv.build_kernel(mesh))[0, :, 0]
+            average = conv(field[None, :, None], mesh)[0, :, 0]
         path = render_mesh_comparison(mesh, field, average, output_dir / "channel_disco.png",
                                       field="f", width=900)
         img = np.asarray(Image.open(path).convert("RGB")).astype(float)
@@ -183,87 +185,29 @@ def _render_step(output_dir: Path) -> Callable[[], float]:
     return run
 
 
-def run_demo(output_dir: str | Path = "outputs/demo", checks_only: bool = False) -> int:
-    """Run every demo step, print a table, and return a process exit code (0 = all passed)."""
-    output_dir = Path(output_dir)
+def run_checks(output_dir: Path, can_render: bool,
+               print_fn: Callable[[str], None] = print) -> list[StepResult]:
+    """Run every check, print one row each, and return the results."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    steps = _quadrature_steps()
+    steps = quadrature_checks()
     steps.append(("mesh -> VTU -> mesh keeps fields (max |diff|)",
-                  _mesh_export_step(output_dir), 0.0, 1e-12))
-    steps += _disco_steps()
-    from geo_neuralop.viz import rendering_available
-
-    can_render, why_not = rendering_available()
+                  mesh_export_check(output_dir), 0.0, 1e-12))
+    steps += disco_checks()
     if can_render:
-        steps.append(("PyVista picture of a DISCO average (1 = drawn)", _render_step(output_dir),
+        steps.append(("PyVista picture of a DISCO average (1 = drawn)", render_check(output_dir),
                       1.0, 0.0))
-    print("geo_neuralop demo: quadrature on grids, meshes and spheres, mesh export, "
-          "DISCO and differential kernels")
-    print(f"outputs: {output_dir.resolve()}\n")
-    print(f"{'step':<52} {'value':>14} {'reference':>14} {'|error|':>10} {'time':>7}  ok")
+    print_fn(f"{'step':<52} {'value':>14} {'reference':>14} {'|error|':>10} {'time':>7}  ok")
     results = []
     for name, fn, reference, tolerance in steps:
         start = time.perf_counter()
         try:
             value = fn()
         except Exception as error:  # report and fail the demo, keep running the others
-            print(f"{name:<52} failed: {type(error).__name__}: {error}")
+            print_fn(f"{name:<52} failed: {type(error).__name__}: {error}")
             value = float("nan")
         result = StepResult(name, value, reference, tolerance, time.perf_counter() - start)
         results.append(result)
-        print(f"{name:<52} {value:>14.8g} {reference:>14.8f} "
-              f"{abs(value - reference):>10.2e} {result.seconds:>6.2f}s  "
-              f"{'yes' if result.ok else 'NO'}")
-    failed = [r.name for r in results if not r.ok]
-    print()
-    if failed:
-        print(f"demo FAILED: {len(failed)} step(s) off their reference: {failed}")
-        return 1
-    print(f"checks passed: {len(results)} steps; mesh file: {output_dir / 'channel_mesh.vtu'}")
-    if can_render:
-        print(f"picture: {output_dir / 'channel_disco.png'}")
-    else:
-        print(f"rendering skipped: off-screen OpenGL is not available here ({why_not})")
-    if checks_only:
-        return 0
-    return _pipeline(output_dir, can_render)
-
-
-def _pipeline(output_dir: Path, can_render: bool) -> int:
-    """Data, training, evaluation against persistence, pictures (see demo_pipeline)."""
-    import json
-
-    from geo_neuralop.demo_pipeline import run_pipeline
-    from geo_neuralop.utils import atomic_path
-
-    print("\ngeo_neuralop demo, part 2: generate data, train, evaluate against persistence, "
-          "render")
-    start = time.perf_counter()
-    summary = run_pipeline(output_dir, can_render=can_render)
-    print(f"\n{'problem':<15} {'model':<11} {'1-step rel L2':>14} {'persistence':>12} "
-          f"{'rollout rel L2':>15} {'persistence':>12} {'stable':>7}  beats")
-    models = {"cylinder": "MeshNO", "shallow_water": "LocalSFNO"}
-    for name, row in summary.items():
-        print(f"{name:<15} {models[name]:<11} {_fmt(row['one_step_model']):>14} "
-              f"{_fmt(row['one_step_persistence']):>12} {_fmt(row['rollout_model']):>15} "
-              f"{_fmt(row['rollout_persistence']):>12} {str(row['rollout_stable']):>7}  "
-              f"{'yes' if row['beats_persistence'] else 'NO'}")
-    with atomic_path(output_dir / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\noutputs (total {time.perf_counter() - start:.0f} s for this part):")
-    for name, row in summary.items():
-        print(f"  {name}: data {row['data']}, run {row['run']} "
-              f"(train + evaluate {row['train_and_evaluate_s']:.0f} s)")
-        for path in row["predictions"] + row["pictures"]:
-            print(f"    {path}")
-    print(f"  summary: {output_dir / 'summary.json'}")
-    losers = [name for name, row in summary.items() if not row["beats_persistence"]]
-    if losers:
-        print(f"demo FAILED: {losers} did not beat the persistence baseline")
-        return 1
-    print("demo passed: both models beat persistence in one step and over the rollout")
-    return 0
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
+        print_fn(f"{name:<52} {value:>14.8g} {reference:>14.8f} "
+                 f"{abs(value - reference):>10.2e} {result.seconds:>6.2f}s  "
+                 f"{'yes' if result.ok else 'NO'}")
+    return results

@@ -1,38 +1,11 @@
 """Shallow water equations on the rotating sphere: seeded trajectories on lat/lon grids.
 
-The solver is torch-harmonics' pseudo-spectral ``ShallowWaterSolver`` (vorticity /
-divergence / geopotential form, spherical harmonic transforms, third-order
-Adams-Bashforth with implicit hyperdiffusion of vorticity and divergence). This
-module adds what a dataset needs around it:
-
-- a time step chosen from the grid for stability, and a clear error for a step
-  that is too long (:func:`max_stable_dt`, :func:`choose_dt`);
-- seeded, reproducible initial conditions: ``(seed, index)`` gives the same
-  sample every time, and the same *physical* initial condition at every
-  resolution (its random spherical-harmonic coefficients are drawn for a fixed
-  set of degrees and then truncated to the grid), so a model trained at one
-  resolution can be tested on the same cases at another;
-- the Galewsky et al. (2004) barotropically unstable jet, the Williamson et al.
-  (1992) case 2 steady zonal flow (an exact steady solution, used to validate the
-  solver), and random initial conditions;
-- one Adams-Bashforth integration that runs through all frames of a trajectory
-  (torch-harmonics' own ``timestep`` restarts with a forward Euler step at every
-  call).
-
-Stored fields (on the grid, north to south, longitudes ``2 pi j / nlon``):
-
-``height``      fluid depth ``h = Phi / g`` in metres (mean about 10 km),
-``vorticity``   relative vorticity ``zeta`` in 1/s,
-``divergence``  horizontal divergence ``delta`` in 1/s.
-
-Stability
----------
-The explicit AB3 scheme is stable while ``|lambda| dt <= 0.7236`` for the
-fastest oscillation ``lambda``: gravity waves of the largest retained degree
-``L = lmax - 1``, Doppler-shifted by the wind, ``|lambda| ~ (c + U) sqrt(L (L + 1)) / R``
-with ``c = sqrt(g H)``. Measured with random initial conditions (lmax = nlat / 3,
-U ~ 0): stable at 1400 s and unstable at 1500 s on 32 x 64 (bound 1402 s), stable at
-600 s and unstable at 700 s on 64 x 128 (bound 684 s).
+Around torch-harmonics' pseudo-spectral ``ShallowWaterSolver`` this module adds a
+stability-limited time step (:func:`max_stable_dt`, :func:`choose_dt`), seeded initial
+conditions that are the same physical state at every resolution (random spherical
+harmonics, the Galewsky jet, Williamson case 2), and one Adams-Bashforth integration
+through all frames. Stored fields: ``height`` (m), ``vorticity`` and ``divergence``
+(1/s). The stability analysis and its measurements are in ``docs/design/shallow_water.md``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from geo_neuralop.data import cylinder_channel_mesh
+from geo_neuralop.data.solvers.cylinder_mesh import cylinder_channel_mesh
 
 
 def _edges(triangles):

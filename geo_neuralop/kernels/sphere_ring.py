@@ -1,26 +1,13 @@
-"""Sphere DISCO kernels applied through FFTs in longitude (ring symmetry).
+"""Sphere DISCO kernels applied through FFTs in longitude (the ring symmetry of lat/lon grids).
 
-On a latitude-longitude grid whose longitudes are equally spaced, rotating the
-sphere about its axis by one grid step maps the grid onto itself, so a DISCO
-kernel built in each output point's own frame (geodesic polar coordinates, as
-:func:`~geo_neuralop.kernels.disco_kernel` builds it) satisfies
-``psi(i, p; j, q) = psi(i, 0; j, q - p)``: for each pair of latitude rows it is
-a circular correlation in longitude. torch-harmonics stores its kernels this
-way; here the correlation is applied in Fourier space, where it becomes, for
-each longitudinal wavenumber ``m``, a small matrix between latitude rows:
-
-    Y_i(m) = sum_k W_k sum_j conj(G_kij(m)) X_j(m),
-
-with ``G_kij = rfft_q psi_k(i, 0; j, q)``. Only rows ``j`` within the kernel's
-radius of row ``i`` are stored (blocks of output rows share one window of
-input rows), so the work is a batched real matrix product over ``(block, m)``,
-one channel-mixing product and two FFTs, instead of a sparse
-product whose rows near the poles hold whole latitude rings. Several kernels
-(a DISCO and a differential kernel, say) are concatenated along ``k`` and
-share every step.
-
-The result equals the sparse kernel's (tested to float64 round-off), which is
-what :class:`~geo_neuralop.layers.DiscoConv` computes with the same weights.
+Rotating a latitude-longitude grid about the polar axis by one grid step maps it
+onto itself, so a kernel built in each output point's own frame satisfies
+``psi(i, p; j, q) = psi(i, 0; j, q - p)``: for each pair of latitude rows it is a
+circular correlation in longitude, and in Fourier space a small matrix between
+latitude rows per longitudinal wavenumber ``m``,
+``Y_i(m) = sum_k W_k sum_j conj(G_kij(m)) X_j(m)`` with ``G_kij = rfft_q psi_k(i, 0; j, q)``
+(torch-harmonics stores its kernels the same way). Only rows within the radius
+are stored. The result equals the sparse kernel's to round-off.
 """
 
 from __future__ import annotations
@@ -30,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from geo_neuralop.kernels.disco import DiscoKernel
+from geo_neuralop.kernels.sparse import DiscoKernel
 
 __all__ = ["SphereRingKernel"]
 
@@ -127,7 +114,7 @@ class SphereRingKernel:
         bottom = torch.stack([imag, real], dim=-1)
         blocks = torch.stack([top, bottom], dim=2)  # [nb, M, 2, rows, K, window, 2]
         n_freq = blocks.shape[1]
-        self.nlat, self.nlon, self.num_basis = nlat, nlon, k_total
+        self.nlat, self.nlon, self.kernel_size = nlat, nlon, k_total
         self.block_rows, self.window, self.n_blocks, self.half = rows, window, n_blocks, half
         self.n_freq = n_freq
         self.matrices = blocks.reshape(n_blocks, n_freq, 2 * rows * k_total, window * 2).to(
@@ -146,7 +133,7 @@ class SphereRingKernel:
         ----------
         x : torch.Tensor, shape [B, C_in, nlat, nlon]
         weight : torch.Tensor, shape [C_out, C_in, K]
-            ``K = self.num_basis`` (the kernels' basis functions in order).
+            ``K = self.kernel_size`` (the kernels' basis functions in order).
 
         Returns
         -------
@@ -157,9 +144,9 @@ class SphereRingKernel:
             raise ValueError(f"x must have shape [B, C, {self.nlat}, {self.nlon}], got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)}")
         c_out, c_in, k = weight.shape
-        if x.shape[1] != c_in or k != self.num_basis:
+        if x.shape[1] != c_in or k != self.kernel_size:
             raise ValueError(f"weight has shape {tuple(weight.shape)}, expected "
-                             f"[C_out, {x.shape[1]}, {self.num_basis}]")
+                             f"[C_out, {x.shape[1]}, {self.kernel_size}]")
         dtype = x.dtype
         if dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # FFTs of arbitrary lengths need single precision

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geo_neuralop.data.cylinder_mesh import cylinder_channel_mesh
-from geo_neuralop.data.navier_stokes_fem import NavierStokesSolver
+from geo_neuralop.data.solvers.cylinder_mesh import cylinder_channel_mesh
+from geo_neuralop.data.solvers.navier_stokes_fem import NavierStokesSolver
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The demo's end-to-end part: data -> training -> evaluation against persistence -> pictures.
+"""Part 2 of the demo: data -> training -> evaluation against persistence -> pictures.
 
 Two small problems, each run with the library's public pieces:
 
@@ -15,10 +15,20 @@ straight to evaluation. A model that does not beat the persistence baseline
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from geo_neuralop.data import generate_dataset, load_predictions
+from geo_neuralop.training.config import ConfigError
+from geo_neuralop.training.experiment import run_experiment
+from geo_neuralop.utils import atomic_path
+from geo_neuralop.viz import render_predictions
+
+#: The model of each problem, as the table names it.
+MODELS = {"cylinder": "MeshNO", "shallow_water": "LocalSFNO"}
 
 CYLINDER_DATA = {"n_samples": 10, "params": {"target_vertices": 1200, "n_frames": 40,
                                             "reynolds_range": [80.0, 160.0]}}
@@ -54,25 +64,12 @@ def swe_config(data: Path) -> dict[str, Any]:
     }
 
 
-def _render(prediction_file: Path, out: Path, field: str | None = None) -> list[Path]:
+def _render(prediction_file: Path, out: Path) -> list[Path]:
     """Pictures of the last frame of a prediction file (mesh or globe, plus maps)."""
-    from geo_neuralop.data import load_predictions
-    from geo_neuralop.viz import plot_sphere_maps, render_mesh_comparison, render_sphere_comparison
-
     pred = load_predictions(prediction_file)
-    name = field or pred.field_names[0]
-    truth, prediction = pred.field(name)
-    stem = prediction_file.stem
-    if pred.cloud.manifold == "sphere":
-        paths = [render_sphere_comparison(pred.cloud, truth[-1], prediction[-1],
-                                          out / f"{stem}_{name}_globe.png", field=name,
-                                          panel_size=300),
-                 plot_sphere_maps(pred.cloud, truth[-1], prediction[-1],
-                                  out / f"{stem}_{name}_map.png", field=name)]
-    else:
-        paths = [render_mesh_comparison(pred.cloud, truth[-1], prediction[-1],
-                                        out / f"{stem}_{name}.png", field=name, width=900)]
-    return [p for p in paths if p is not None]
+    sphere = pred.cloud.manifold == "sphere"
+    return render_predictions(pred, out, prediction_file.stem, sphere_map=sphere,
+                              panel_size=300, width=900)
 
 
 def run_pipeline(output_dir: Path, workers: int = 2, can_render: bool = True,
@@ -86,10 +83,6 @@ def run_pipeline(output_dir: Path, workers: int = 2, can_render: bool = True,
         relative L2), ``rollout`` (mean relative L2 of model and persistence, stable),
         ``beats_persistence`` and ``pictures``.
     """
-    from geo_neuralop.data import generate_dataset
-    from geo_neuralop.training.config import ConfigError
-    from geo_neuralop.training.experiment import run_experiment
-
     summary: dict[str, Any] = {}
     problems = (("cylinder", "cylinder", CYLINDER_DATA, cylinder_config),
                 ("shallow_water", "swe", SWE_DATA, swe_config))
@@ -151,3 +144,35 @@ def _nested(mapping: Any, *keys: str) -> float | None:
             return None
         mapping = mapping[key]
     return float(mapping) if isinstance(mapping, (int, float)) else _rel(mapping)
+
+
+def print_summary(summary: dict[str, Any], output_dir: Path, seconds: float,
+                  print_fn: Callable[[str], None] = print) -> bool:
+    """Print the table of :func:`run_pipeline`'s summary, write ``summary.json`` and say
+    whether both models beat persistence."""
+    print_fn(f"\n{'problem':<15} {'model':<11} {'1-step rel L2':>14} {'persistence':>12} "
+             f"{'rollout rel L2':>15} {'persistence':>12} {'stable':>7}  beats")
+    for name, row in summary.items():
+        print_fn(f"{name:<15} {MODELS[name]:<11} {_fmt(row['one_step_model']):>14} "
+                 f"{_fmt(row['one_step_persistence']):>12} {_fmt(row['rollout_model']):>15} "
+                 f"{_fmt(row['rollout_persistence']):>12} {str(row['rollout_stable']):>7}  "
+                 f"{'yes' if row['beats_persistence'] else 'NO'}")
+    with atomic_path(output_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    print_fn(f"\noutputs (total {seconds:.0f} s for this part):")
+    for name, row in summary.items():
+        print_fn(f"  {name}: data {row['data']}, run {row['run']} "
+                 f"(train + evaluate {row['train_and_evaluate_s']:.0f} s)")
+        for path in row["predictions"] + row["pictures"]:
+            print_fn(f"    {path}")
+    print_fn(f"  summary: {output_dir / 'summary.json'}")
+    losers = [name for name, row in summary.items() if not row["beats_persistence"]]
+    if losers:
+        print_fn(f"demo FAILED: {losers} did not beat the persistence baseline")
+        return False
+    print_fn("demo passed: both models beat persistence in one step and over the rollout")
+    return True
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

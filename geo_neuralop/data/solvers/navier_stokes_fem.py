@@ -1,63 +1,12 @@
 """Incompressible Navier-Stokes in a channel with a cylinder: P2-P1 Taylor-Hood FEM.
 
-Equations (density 1, so ``p`` is the kinematic pressure, units m^2/s^2)::
-
-    du/dt + (u . grad) u - nu Laplace(u) + grad(p) = 0,    div(u) = 0,
-
-with a parabolic inflow ``u = (4 U_max y (H - y) / H^2, 0)`` at ``x = 0`` (optionally
-ramped in time), no-slip walls and cylinder, and the do-nothing condition
-``nu du/dn - p n = 0`` at the outlet (``p = 0`` there on average; the pressure
-increment is 0 at the outlet vertices). Space: Taylor-Hood P2-P1 on the triangle
-mesh (scikit-fem bases), with quadratic (isoparametric) elements along the cylinder
-so the body is a circle, not a polygon.
-
-Time stepping: the incremental pressure-correction scheme in standard form
-(Guermond, Minev & Shen, CMAME 2006), per step ``n -> n+1``:
-
-1. momentum for an intermediate velocity ``u*`` with the convection linearised about
-   an extrapolated velocity ``w`` (semi-implicit: one linear solve, no Newton
-   iteration), default ``scheme="bdf2"``::
-
-       (3 u* - 4 u^n + u^{n-1}) / (2 dt) + (w . grad) u* - nu Laplace(u*) + grad p^n = 0,
-       w = 2 u^n - u^{n-1},
-
-   or ``scheme="cn"`` (Crank-Nicolson for diffusion and convection, ``w`` extrapolated
-   to the midpoint, ``w = 3/2 u^n - 1/2 u^{n-1}``)::
-
-       (u* - u^n) / dt + (w . grad)(u* + u^n) / 2 - nu Laplace(u* + u^n) / 2 + grad p^n = 0,
-
-2. pressure increment: ``-Laplace(phi) = -div(u*) / tau`` with ``phi = 0`` at the outlet
-   (``tau = 2 dt / 3`` for BDF2, ``dt`` for CN),
-3. projection ``u^{n+1} = u* - tau grad(phi)`` (an L2 projection with the consistent P2
-   mass matrix; Dirichlet values kept) and ``p^{n+1} = p^n + phi``.
-
-The convection term is in convective form ``(w . grad u, v)``. BDF2 is the default
-because it is robust: the Crank-Nicolson variant blew up here at Courant numbers
-``dt U_max / h_min`` of 2.9 (Re = 100 and 200), BDF2 ran stably up to 5.7 and
-reproduces the DFG benchmarks at dt = 0.005 (see ``tests/data/test_navier_stokes_fem.py``).
-Variants tried and dropped: the rotational pressure update ``p += phi - nu div u*``
-(unstable with CN, no gain with BDF2) and the skew-symmetric convection form (the
-``div w`` term of the extrapolated velocity drove step-to-step oscillations near the
-cylinder at Re = 200).
-
-Linear algebra: both velocity components share one momentum matrix
-``a0 M / dt + theta (nu K + C(w))``. Its convection part is linear in ``w``, so its
-values on the fixed P2 sparsity pattern are one sparse product ``Q @ w`` with a
-precomputed map ``Q`` (element integrals of ``phi_i phi_k d phi_j``). The momentum
-system is solved by GMRES on both components at once, right-preconditioned with a
-SuperLU factorisation of the momentum matrix that is refreshed only when the
-iteration count exceeds ``refactor_after`` (a lagged factorisation, made for the
-matrix extrapolated half a refresh interval ahead). The free dofs are numbered in a
-fill-reducing order once, so refactorisations skip the ordering. The P2 mass
-matrix and the P1 Laplacian are factorised once.
-
-Forces on the cylinder: the volume-integral (residual) method of John (2004). With
-``psi`` the P2 function equal to 1 at the cylinder's nodes and 0 at all others,
-``F_c = -[(du/dt, psi e_c) + c(u; u, psi e_c) + nu (grad u, grad psi e_c)
-- (p, div psi e_c)]`` (``c`` the convection form, ``du/dt`` the scheme's difference
-quotient), which is far more accurate than integrating the traction over the
-polygonal boundary. ``C_D = 2 F_x / (Ubar^2 D)``, ``C_L = 2 F_y / (Ubar^2 D)`` with
-``Ubar = 2 U_max / 3`` and ``D`` the cylinder diameter.
+Taylor-Hood elements on the triangle mesh (scikit-fem bases, isoparametric along the
+cylinder), parabolic inflow, no-slip walls, do-nothing outlet; the incremental
+pressure-correction scheme of Guermond, Minev & Shen (BDF2 by default, Crank-Nicolson
+as an option), with the momentum systems solved by GMRES preconditioned with a lagged
+SuperLU factorisation, and drag and lift from John's volume-integral method. It
+reproduces the DFG 2D-1 and 2D-2 benchmarks. The scheme, its variants and the
+measurements behind the choices are in ``docs/design/cylinder_solver.md``.
 """
 
 from __future__ import annotations
@@ -70,7 +19,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.linalg import solve_triangular
 
-from geo_neuralop.data.cylinder_mesh import CylinderMesh
+from geo_neuralop.data.solvers.cylinder_mesh import CylinderMesh
 
 SCHEMES = ("bdf2", "cn")
 
@@ -81,8 +30,8 @@ SCHEMES = ("bdf2", "cn")
 MAX_COURANT = {"bdf2": 4.0, "cn": 1.5}
 
 # SuperLU supernode settings: small relaxed supernodes and panels factorise these P2
-# matrices about 1.5x faster than scipy's defaults (measured; relax must not exceed
-# panel_size, larger relax values corrupted memory in scipy 1.17).
+# matrices faster than scipy's defaults (benchmarks/cylinder_solver.py); relax must not
+# exceed panel_size, larger relax values corrupted memory in the scipy we tested.
 _SUPERLU = {"relax": 1, "panel_size": 4}
 
 

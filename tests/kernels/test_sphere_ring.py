@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from geo_neuralop.geometry.sphere import sphere_grid
+from geo_neuralop.geometry import sphere_grid
+from geo_neuralop.kernels import SphereRingKernel
 from geo_neuralop.layers import DiscoConv
 from geo_neuralop.layers.differential_conv import PointDifferentialConv
-from geo_neuralop.layers.sphere_ring_conv import SphereRingKernel
 
 
 def layers_and_kernels(nlat, nlon, grid, radius):
@@ -30,7 +30,7 @@ def test_ring_product_equals_sparse_kernels(grid, nlat, nlon, radius, block_rows
     the sparse kernels to float64 round-off, for any latitude blocking."""
     disco, diff, kernels = layers_and_kernels(nlat, nlon, grid, radius)
     ring = SphereRingKernel(kernels, nlat, nlon, block_rows=block_rows, dtype=torch.float64)
-    assert ring.num_basis == disco.kernel_size + diff.kernel_size
+    assert ring.kernel_size == disco.kernel_size + diff.kernel_size
     x = torch.randn(2, 3, nlat, nlon, dtype=torch.float64, requires_grad=True)
     weight = torch.cat([disco.weight, diff.weight], dim=2)
     out = ring.apply(x, weight)
