@@ -161,6 +161,22 @@ def load_checkpoint(
     return state
 
 
+def check_format(state: Mapping[str, Any], source: str = "checkpoint") -> None:
+    """Raise ``ValueError`` unless ``state`` is a training checkpoint of this format version.
+
+    Version 2 came with the layer redesign of geo_neuralop 0.2, which renamed model
+    parameters: version-1 files are refused with a message naming the version.
+    """
+    if state.get("format") != FORMAT:
+        raise ValueError(f"{source} is not a geo_neuralop training checkpoint (format="
+                         f"{state.get('format')!r})")
+    if state.get("version") != VERSION:
+        raise ValueError(f"{source} is a training checkpoint of format version "
+                         f"{state.get('version')!r}; this geo_neuralop reads version {VERSION} "
+                         f"only (the layer redesign of 0.2 renamed model parameters): start "
+                         f"the run afresh (--overwrite) or retrain, or use geo_neuralop 0.1")
+
+
 def state_is_finite(state_dict: Mapping[str, Any]) -> bool:
     """True when every floating tensor of a (nested) state dict is finite."""
     for value in state_dict.values():

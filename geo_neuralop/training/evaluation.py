@@ -40,8 +40,7 @@ from geo_neuralop.training.adapters import (
     trajectory_headers,
 )
 from geo_neuralop.training.checkpointing import FORMAT as TRAIN_FORMAT
-from geo_neuralop.training.checkpointing import VERSION as TRAIN_VERSION
-from geo_neuralop.training.checkpointing import load_checkpoint
+from geo_neuralop.training.checkpointing import check_format, load_checkpoint
 from geo_neuralop.training.config import ConfigError, dataset_problem
 from geo_neuralop.training.distributed import select_device
 from geo_neuralop.training.metrics import MetricAverager
@@ -110,11 +109,7 @@ def load_trained_model(checkpoint: str | os.PathLike,
         if experiment is None:
             raise ValueError(f"{path} is a training checkpoint without an experiment "
                              f"description (not written by geo-neuralop train)")
-        if state.get("version") != TRAIN_VERSION:
-            raise ValueError(f"{path} is a training checkpoint of format version "
-                             f"{state.get('version')!r}; this geo_neuralop reads version "
-                             f"{TRAIN_VERSION} only (the layer redesign of 0.2 renamed model "
-                             f"parameters): retrain, or evaluate with geo_neuralop 0.1")
+        check_format(state, str(path))
         model = get_model(experiment["model_name"], **state["model_config"])
         model.load_state_dict(state["model"])
         model = model.to(map_location)

@@ -37,6 +37,7 @@ from geo_neuralop.training.checkpointing import (
     VERSION,
     CheckpointManager,
     capture_rng_state,
+    check_format,
     restore_rng_state,
     state_is_finite,
 )
@@ -401,14 +402,7 @@ class Trainer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (model, optimizer, RNG, progress ...)."""
         self._setup()
-        if state.get("format") != FORMAT:
-            raise ValueError(f"not a geo_neuralop training checkpoint (format="
-                             f"{state.get('format')!r})")
-        if state.get("version") != VERSION:
-            raise ValueError(f"training checkpoint format version {state.get('version')!r}, but "
-                             f"this geo_neuralop resumes version {VERSION} only (the layer "
-                             f"redesign of 0.2 renamed model parameters); start the run afresh "
-                             f"with --overwrite, or resume with geo_neuralop 0.1")
+        check_format(state)
         saved_world = state["sampler"].get("world_size", 1)
         if saved_world != self.info.world_size:
             warnings.warn(f"checkpoint was written by {saved_world} processes, resuming on "
