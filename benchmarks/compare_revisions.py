@@ -158,9 +158,11 @@ def renamed_copy(source: Path, target: Path) -> Path:
     shutil.copytree(source / "geo_neuralop", package,
                     ignore=shutil.ignore_patterns("__pycache__"))
     for path in package.rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        path.write_text(re.sub(r"\bgeo_neuralop\b", "geo_neuralop_old", text),
-                        encoding="utf-8")
+        text = re.sub(r"\bgeo_neuralop\b", "geo_neuralop_old", path.read_text(encoding="utf-8"))
+        # PyG names the batch class of a Data subclass after it, once per process: the two
+        # revisions' point clouds and kernels need different class names
+        text = re.sub(r"\b(PointCloud|DiscoKernel)\b", r"\1Old", text)
+        path.write_text(text, encoding="utf-8")
     return target
 
 
@@ -170,6 +172,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per revision")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="skip the 128 x 256 layers")
+    parser.add_argument("--cases", nargs="+", help="run only these cases (e.g. MeshNO)")
+    parser.add_argument("--name", default="compare_revisions",
+                        help="results file name under benchmarks/results/")
     parser.add_argument("--child", nargs=6,
                         metavar=("OLD_ROOT", "CASE", "N1", "N2", "STEPS", "THREADS"))
     args = parser.parse_args()
@@ -182,6 +187,8 @@ def main() -> None:
     old_root = renamed_copy(Path(args.old_source).resolve(),
                             Path(tempfile.mkdtemp(prefix="geo_neuralop_old_")))
     cases = MODEL_CASES + [c for c in LAYER_CASES if not (args.quick and c[1][0] >= 128)]
+    if args.cases:
+        cases = [c for c in cases if c[0] in args.cases]
     rows = ["# Step times before and after the redesign, paired in one process", "",
             f"Old: `{args.old_source}` (imported as geo_neuralop_old), new: this checkout. "
             f"{args.threads} thread(s); forward + loss + backward; each case in a fresh "
@@ -215,7 +222,7 @@ def main() -> None:
     rows.append("")
     from common import machine, write_results
 
-    write_results("compare_revisions", {"machine": machine(), "threads": args.threads,
+    write_results(args.name, {"machine": machine(), "threads": args.threads,
                                         "old": str(args.old_source), "summary": summary},
                   "\n".join(rows))
 
