@@ -139,37 +139,67 @@ def add_generate_parser(sub) -> None:
     gen.add_argument("--overwrite", action="store_true",
                      help="if --out holds a different geo_neuralop dataset, delete its files "
                      "(only those) instead of stopping")
+    gen.add_argument("--shard", default=None, metavar="I/N",
+                     help="make only the samples i with i %% N == I (0 <= I < N), e.g. one "
+                     "SLURM array task each (--shard $SLURM_ARRAY_TASK_ID/N with "
+                     "--array=0-(N-1)); shards fill the same --out at the same time; then "
+                     "run once with --finalize")
+    gen.add_argument("--finalize", action="store_true",
+                     help="compute nothing: check that every sample is present and readable "
+                     "(refusing otherwise) and write the normalizer and card.yaml")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_generate(args: argparse.Namespace) -> int:
     """Implementation of ``geo-neuralop generate``."""
-    import yaml
-
     from geo_neuralop.data import DatasetError, generate_dataset
+    from geo_neuralop.utils.folders import FolderBusyError
+    from geo_neuralop.utils.yaml_values import parse_assignment
+
+    def fail(message: object, code: int = 2) -> int:
+        print(f"geo-neuralop generate: {message}", file=sys.stderr)
+        return code
 
     params = {}
     for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            print(f"geo-neuralop generate: --param expects KEY=VALUE, got {item!r}",
-                  file=sys.stderr)
-            return 2
-        params[key.strip()] = yaml.safe_load(value)
+        try:
+            key, value = parse_assignment(item, "--param")  # read as train --set reads
+        except ValueError as error:
+            return fail(error)
+        params[key] = value
+    if args.n_samples is not None and args.n_samples < 1:
+        return fail(f"--n-samples must be a positive integer, got {args.n_samples}")
     out = args.out or f"datasets/{args.generator}"
-    n_samples = args.n_samples or GENERATE_DEFAULT_SAMPLES[args.generator]
+    n_samples = GENERATE_DEFAULT_SAMPLES[args.generator] if args.n_samples is None \
+        else args.n_samples
     try:
-        generate_dataset(args.generator, out, n_samples, seed=args.seed, workers=args.workers,
-                         params=params, split_fractions=tuple(args.split),
-                         overwrite=args.overwrite, progress=not args.no_progress)
-    except (DatasetError, ValueError) as error:
-        print(f"geo-neuralop generate: {error}", file=sys.stderr)
-        return 2
+        card = generate_dataset(args.generator, out, n_samples, seed=args.seed,
+                                workers=args.workers, params=params,
+                                split_fractions=tuple(args.split), overwrite=args.overwrite,
+                                progress=not args.no_progress, shard=args.shard,
+                                finalize=args.finalize)
+    except (DatasetError, ValueError, FolderBusyError) as error:
+        return fail(error)
+    except OSError as error:  # a read-only or immutable folder, a full disk
+        return fail(_os_error(error))
     except RuntimeError as error:
-        print(f"geo-neuralop generate: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}/card.yaml")
+        return fail(error, 1)
+    except KeyboardInterrupt:
+        return fail("interrupted; the finished samples are kept, run the same command again "
+                    "to resume", 130)
+    if card is not None:
+        print(f"wrote {card}")
     return 0
+
+
+def _os_error(error: OSError) -> str:
+    """One line for a file-system error: what failed, on which path."""
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or str(error)
+    hint = ""
+    if isinstance(error, PermissionError):
+        hint = " (a read-only or immutable folder? choose another folder or fix its permissions)"
+    return f"cannot access{where}: {reason}{hint}"
 
 
 def _rollout_steps(text: str) -> int | None:
