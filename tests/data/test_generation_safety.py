@@ -119,7 +119,7 @@ def test_param_reads_numbers_as_train_set_does(tmp_path, value):
     out = tmp_path / "swe"
     assert _cli("swe", "--out", str(out), "--n-samples", "1", "--param", "nlat=8",
                 "--param", "n_frames=2", "--param", f"max_wind={value}",
-                "--param", f"height_rms=5e1") == 0
+                "--param", "height_rms=5e1") == 0
     params = read_card(out)["parameters"]
     assert params["max_wind"] == 100.0 and params["height_rms"] == 50.0
 
@@ -318,7 +318,7 @@ def test_shards_equal_one_run(tmp_path):
         assert _generate("darcy", sharded, 7, seed=3, params=DARCY, shard=f"{i}/3") is None
         assert not (sharded / "card.yaml").exists()
     _generate("darcy", sharded, 7, seed=3, params=DARCY, finalize=True)
-    _generate("darcy", single, 7, seed=3, params=DARCY, workers=2)
+    _generate("darcy", single, 7, seed=3, params=DARCY)
     assert read_card(sharded)["files"] == read_card(single)["files"]
 
 
