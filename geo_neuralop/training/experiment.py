@@ -245,13 +245,13 @@ def run_experiment(config: Mapping[str, Any] | str | os.PathLike,
     """
     exp = build_experiment(config, out_dir, overrides)
     cfg, out = exp.config, exp.out_dir
-    if resume:
-        _check_resume(out, cfg)
     guard: contextlib.AbstractContextManager = contextlib.nullcontext(out)
     if _rank() == 0:  # only rank 0 writes files
         guard = open_run_folder(out, resume=resume, overwrite=overwrite)
     try:
-        with guard:
+        with guard:  # a folder of ours, locked: its config.yaml is the old run's
+            if resume:
+                _check_resume(out, cfg)
             return _train_and_evaluate(exp, resume, overwrite, evaluate)
     except RunFolderError as error:
         raise ConfigError([f"trainer.out_dir: {error}"]) from error

@@ -114,8 +114,8 @@ def open_run_folder(folder: str | os.PathLike, *, resume: bool = False,
         if not resume:
             if existing and not overwrite:
                 raise RunFolderError(
-                    f"run folder {path} already holds a run; pass --resume to continue it, "
-                    f"--overwrite to start over, or choose another --out (found "
-                    f"checkpoints/{existing[0]})")
+                    f"run folder {path} already holds a run; pass --resume (resume=True) to "
+                    f"continue it, --overwrite (overwrite=True) to start over, or choose "
+                    f"another --out (found checkpoints/{existing[0]})")
             remove_owned_files(path, RUN_FILES)
         yield path
