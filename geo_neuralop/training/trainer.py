@@ -156,6 +156,12 @@ def _count_samples(target: torch.Tensor, kwargs: Mapping[str, Any]) -> int:
     return int(target.shape[0]) if target.dim() > 0 else 1
 
 
+def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
+    """In DataLoader workers: Ctrl-C reaches the whole process group, but only the main
+    process acts on it (checkpoint, then exit 130); a worker that died would break that."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _make_collate(collate: Any, dataset: Dataset) -> Callable[[list], Any]:
     if callable(collate):
         return collate
@@ -335,7 +341,7 @@ class Trainer:
             num_workers=cfg.num_workers, collate_fn=_make_collate(cfg.collate,
                                                                   self.train_dataset),
             drop_last=cfg.drop_last, generator=self.loader_generator,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_sigint,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self._is_setup = True
