@@ -182,12 +182,21 @@ def test_card_paths_are_confined_to_the_dataset_folder(tmp_path, entry):
     card = read_card(root)
     card["files"][entry] = {"bytes": 0, "sha256": "0" * 64}
     (root / "card.yaml").write_text(json.dumps(card))
-    start = time.perf_counter()
-    for verify in (True, False):
-        with pytest.raises(DatasetError, match=r"files entry .* (leaves the folder|is an absolute"
-                                               r" path|is not a regular file)"):
-            load_dataset(root, "train", verify=verify)
-    assert time.perf_counter() - start < 5
+    def hung(signum, frame):
+        raise TimeoutError("loading hung (hashing an endless file?)")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # before the fix, /dev/zero was hashed forever
+    try:
+        start = time.perf_counter()
+        for verify in (True, False):
+            with pytest.raises(DatasetError, match=r"files entry .* (leaves the folder|is an "
+                                                   r"absolute path|is not a regular file)"):
+                load_dataset(root, "train", verify=verify)
+        assert time.perf_counter() - start < 5
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_card_entry_that_is_a_device_or_folder_is_refused(tmp_path):
