@@ -4,7 +4,8 @@
 call before writing anything: it refuses a folder holding files of someone else (a
 user's config, notes, another tool's outputs), writes the marker file
 ``.geo_neuralop-run`` that identifies a run of ours, and takes an exclusive lock so a
-second ``train`` on the same folder is refused naming the first one's pid. Starting
+second ``train`` on the same folder is refused naming the first one's pid (a folder of an
+earlier version, without the marker, is recognised by its training checkpoint). Starting
 afresh in a folder of ours (``overwrite``, or a run that never wrote a checkpoint)
 deletes the files a run writes (:data:`RUN_FILES`) and nothing else.
 """
@@ -16,6 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from geo_neuralop.training.checkpointing import FORMAT as CHECKPOINT_FORMAT
 from geo_neuralop.utils.folders import (
     LOCK_NAME,
     FolderLock,
@@ -54,6 +56,23 @@ class RunFolderError(FolderNotOursError):
 def _checkpoints(folder: Path) -> list[str]:
     return [name for name in ("last.pt", "previous.pt", "staged.pt")
             if (folder / "checkpoints" / name).exists()]
+
+
+def _earlier_run(folder: Path) -> bool:
+    """A run folder written before the marker existed: its checkpoint says it is ours."""
+    import torch
+
+    for name in ("last.pt", "previous.pt"):
+        path = folder / "checkpoints" / name
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:  # mmap: the header only, not the tensors
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - any unreadable file is simply not proof
+            continue
+        if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -99,7 +118,8 @@ def open_run_folder(folder: str | os.PathLike, *, resume: bool = False,
         with lock:
             yield path
         return
-    ours = read_marker(path, RUN_MARKER, RUN_MARKER_FORMAT) is not None
+    marked = read_marker(path, RUN_MARKER, RUN_MARKER_FORMAT) is not None
+    ours = marked or _earlier_run(path)
     found = folder_entries(path, ignore=(LOCK_NAME, RUN_MARKER))
     if found and not ours:
         shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10
@@ -108,7 +128,7 @@ def open_run_folder(folder: str | os.PathLike, *, resume: bool = False,
             f"run folder {path} already holds files that are not a geo_neuralop run ({shown}); "
             f"nothing was written or deleted. Choose an empty or new --out folder")
     with lock:
-        if not ours:
+        if not marked:
             write_marker(path, RUN_MARKER, RUN_MARKER_FORMAT, version=1)
         existing = _checkpoints(path)
         if not resume:

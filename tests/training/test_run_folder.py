@@ -205,3 +205,20 @@ def test_unknown_device_is_one_line(tmp_path, device, capsys):
     assert _one_line(capsys.readouterr().err) == (
         f"geo-neuralop evaluate: --device {device!r} is not a device; use auto, cpu, cuda or "
         f"cuda:I (e.g. cuda:0)")
+
+
+def test_a_run_folder_of_an_earlier_version_is_recognised_by_its_checkpoint(tmp_path, darcy):
+    """Run folders written before the marker existed (a demo run kept from an earlier
+    version) stay ours: their training checkpoint proves it, so --overwrite and --resume
+    still work on them, while a file merely named checkpoints/last.pt proves nothing."""
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "a.yaml", darcy, epochs=1)
+    assert main(["train", str(config), "--out", str(out), "--no-eval"]) == 0
+    (out / RUN_MARKER).unlink()
+    assert main(["train", str(config), "--out", str(out), "--overwrite", "--no-eval"]) == 0
+    assert (out / RUN_MARKER).exists()
+    fake = tmp_path / "fake"
+    (fake / "checkpoints").mkdir(parents=True)
+    (fake / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    assert main(["train", str(config), "--out", str(fake), "--overwrite", "--no-eval"]) == 2
+    assert (fake / "checkpoints" / "last.pt").read_bytes() == b"not a checkpoint"
