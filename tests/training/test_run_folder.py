@@ -222,3 +222,14 @@ def test_a_run_folder_of_an_earlier_version_is_recognised_by_its_checkpoint(tmp_
     (fake / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     assert main(["train", str(config), "--out", str(fake), "--overwrite", "--no-eval"]) == 2
     assert (fake / "checkpoints" / "last.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_unknown_training_device_is_one_line(tmp_path, darcy, capsys):
+    """trainer.device: tpu reached torch.device inside the trainer (a RuntimeError traceback);
+    it is a config error naming the key now."""
+    config = write_config(tmp_path / "c.yaml", darcy)
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--set",
+                 "trainer.device=tpu"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "trainer.device: 'tpu' is not a device; use auto, cpu, cuda or cuda:I" in line
+    assert not (tmp_path / "run").exists()
