@@ -61,11 +61,18 @@ def run_render(args: argparse.Namespace) -> int:
     from geo_neuralop.data import load_predictions
     from geo_neuralop.viz import render_predictions
 
+    def fail(message: object) -> int:
+        print(f"geo-neuralop render: {message}", file=sys.stderr)
+        return 2
+
+    if args.fps <= 0:
+        return fail(f"--fps must be a positive number of frames per second, got {args.fps}")
     try:
         data = load_predictions(args.predictions)
     except (FileNotFoundError, ValueError) as error:
-        print(f"geo-neuralop render: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
+    except OSError as error:
+        return fail(_os_error(error))
     out = Path(args.output_dir) if args.output_dir else Path(args.predictions).parent
 
     def report(path: Path, seconds: float) -> None:
@@ -77,8 +84,9 @@ def run_render(args: argparse.Namespace) -> int:
                            fps=args.fps, vtu=args.vtu, xdmf=args.xdmf,
                            show_edges=args.show_edges, show=args.show, on_written=report)
     except ValueError as error:
-        print(f"geo-neuralop render: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
+    except OSError as error:  # a read-only or immutable --output-dir, a full disk
+        return fail(_os_error(error))
     return 0
 
 
@@ -139,37 +147,67 @@ def add_generate_parser(sub) -> None:
     gen.add_argument("--overwrite", action="store_true",
                      help="if --out holds a different geo_neuralop dataset, delete its files "
                      "(only those) instead of stopping")
+    gen.add_argument("--shard", default=None, metavar="I/N",
+                     help="make only the samples i with i %% N == I (0 <= I < N), e.g. one "
+                     "SLURM array task each (--shard $SLURM_ARRAY_TASK_ID/N with "
+                     "--array=0-(N-1)); shards fill the same --out at the same time; then "
+                     "run once with --finalize")
+    gen.add_argument("--finalize", action="store_true",
+                     help="compute nothing: check that every sample is present and readable "
+                     "(refusing otherwise) and write the normalizer and card.yaml")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_generate(args: argparse.Namespace) -> int:
     """Implementation of ``geo-neuralop generate``."""
-    import yaml
-
     from geo_neuralop.data import DatasetError, generate_dataset
+    from geo_neuralop.utils.folders import FolderBusyError
+    from geo_neuralop.utils.yaml_values import parse_assignment
+
+    def fail(message: object, code: int = 2) -> int:
+        print(f"geo-neuralop generate: {message}", file=sys.stderr)
+        return code
 
     params = {}
     for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            print(f"geo-neuralop generate: --param expects KEY=VALUE, got {item!r}",
-                  file=sys.stderr)
-            return 2
-        params[key.strip()] = yaml.safe_load(value)
+        try:
+            key, value = parse_assignment(item, "--param")  # read as train --set reads
+        except ValueError as error:
+            return fail(error)
+        params[key] = value
+    if args.n_samples is not None and args.n_samples < 1:
+        return fail(f"--n-samples must be a positive integer, got {args.n_samples}")
     out = args.out or f"datasets/{args.generator}"
-    n_samples = args.n_samples or GENERATE_DEFAULT_SAMPLES[args.generator]
+    n_samples = GENERATE_DEFAULT_SAMPLES[args.generator] if args.n_samples is None \
+        else args.n_samples
     try:
-        generate_dataset(args.generator, out, n_samples, seed=args.seed, workers=args.workers,
-                         params=params, split_fractions=tuple(args.split),
-                         overwrite=args.overwrite, progress=not args.no_progress)
-    except (DatasetError, ValueError) as error:
-        print(f"geo-neuralop generate: {error}", file=sys.stderr)
-        return 2
+        card = generate_dataset(args.generator, out, n_samples, seed=args.seed,
+                                workers=args.workers, params=params,
+                                split_fractions=tuple(args.split), overwrite=args.overwrite,
+                                progress=not args.no_progress, shard=args.shard,
+                                finalize=args.finalize)
+    except (DatasetError, ValueError, FolderBusyError) as error:
+        return fail(error)
+    except OSError as error:  # a read-only or immutable folder, a full disk
+        return fail(_os_error(error))
     except RuntimeError as error:
-        print(f"geo-neuralop generate: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {out}/card.yaml")
+        return fail(error, 1)
+    except KeyboardInterrupt:
+        return fail("interrupted; the finished samples are kept, run the same command again "
+                    "to resume", 130)
+    if card is not None:
+        print(f"wrote {card}")
     return 0
+
+
+def _os_error(error: OSError) -> str:
+    """One line for a file-system error: what failed, on which path."""
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or str(error)
+    hint = ""
+    if isinstance(error, PermissionError):
+        hint = " (a read-only or immutable folder? choose another folder or fix its permissions)"
+    return f"cannot access{where}: {reason}{hint}"
 
 
 def _rollout_steps(text: str) -> int | None:
@@ -273,24 +311,39 @@ def _setup_logging() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Implementation of ``geo-neuralop train``."""
+    """Implementation of ``geo-neuralop train``.
+
+    Exit codes: 0 done, 2 a problem of the input (config, dataset, run folder, file
+    system), 1 training diverged, 130 / 143 stopped by Ctrl-C / SIGTERM after writing a
+    checkpoint (``--resume`` continues exactly).
+    """
     from geo_neuralop.data import DatasetError
     from geo_neuralop.training.config import ConfigError
     from geo_neuralop.training.evaluation import format_results
     from geo_neuralop.training.experiment import run_experiment
     from geo_neuralop.training.trainer import NonFiniteLossError
+    from geo_neuralop.utils.folders import FolderBusyError, FolderNotOursError
+
+    def fail(message: object, code: int = 2) -> int:
+        print(f"geo-neuralop train: {message}", file=sys.stderr)
+        return code
 
     _setup_logging()
     try:
         result = run_experiment(args.config, args.out, resume=args.resume,
                                 overrides=args.overrides, overwrite=args.overwrite,
                                 evaluate=False if args.no_eval else None)
-    except (ConfigError, DatasetError, FileNotFoundError) as error:
-        print(f"geo-neuralop train: {error}", file=sys.stderr)
-        return 2
+    except (ConfigError, DatasetError, FileNotFoundError, FolderBusyError,
+            FolderNotOursError) as error:
+        return fail(error)
     except NonFiniteLossError as error:
-        print(f"geo-neuralop train: {error}", file=sys.stderr)
-        return 1
+        return fail(error, 1)
+    except IsADirectoryError as error:
+        return fail(f"{error.filename} is a folder, not a file")
+    except OSError as error:  # a read-only or immutable run folder, a full disk
+        return fail(_os_error(error))
+    except KeyboardInterrupt:  # outside the training loop, which checkpoints and exits 130
+        return fail("interrupted", 130)
     if result["rank"] != 0:
         return 0
     history = result["history"]
@@ -305,20 +358,44 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_device(text: str | None) -> str | None:
+    """``--device`` values: auto, cpu, cuda, cuda:I or another device torch knows."""
+    if text is None or text == "auto":
+        return None
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        return (f"--device {text!r} is not a device; use auto, cpu, cuda or cuda:I (e.g. "
+                f"cuda:0)")
+    return None
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Implementation of ``geo-neuralop evaluate``."""
     from geo_neuralop.data import DatasetError
     from geo_neuralop.training.config import ConfigError
     from geo_neuralop.training.evaluation import evaluate_checkpoint, format_results
 
+    def fail(message: object, code: int = 2) -> int:
+        print(f"geo-neuralop evaluate: {message}", file=sys.stderr)
+        return code
+
+    problem = _check_device(args.device)
+    if problem:
+        return fail(problem)
     _setup_logging()
     try:
         results = evaluate_checkpoint(args.checkpoint, args.data, args.split,
                                       getattr(args, "rollout_steps", "config"), args.out,
                                       device=args.device)
     except (ConfigError, DatasetError, FileNotFoundError, ValueError) as error:
-        print(f"geo-neuralop evaluate: {error}", file=sys.stderr)
-        return 2
+        return fail(error)
+    except OSError as error:
+        return fail(_os_error(error))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
     print(format_results(results))
     return 0
 

@@ -1,5 +1,6 @@
 """Shared test settings: deterministic seeds and double precision where quadrature is checked."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -31,3 +32,28 @@ def float64():
 def observed_order(h, err):
     """Least-squares slope of log(err) against log(h)."""
     return float(np.polyfit(np.log(np.asarray(h)), np.log(np.asarray(err)), 1)[0])
+
+
+@contextlib.contextmanager
+def memory_cap(extra_bytes: int):
+    """Cap this process's address space at its current size plus ``extra_bytes`` for the
+    block (Linux), so a regression that allocates tens of GB fails with a MemoryError or
+    RuntimeError instead of taking the machine down; the previous limit is restored."""
+    import resource
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status
+                        if line.startswith("VmSize:"))
+    except (OSError, StopIteration):
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = size + int(extra_bytes)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

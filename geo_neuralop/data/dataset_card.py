@@ -44,6 +44,9 @@ from geo_neuralop.data.storage import (
     sample_name,
 )
 from geo_neuralop.utils import atomic_path
+from geo_neuralop.utils.checks import is_int
+from geo_neuralop.utils.paths import PathOutsideFolderError, confined_file
+from geo_neuralop.utils.yaml_values import load_yaml
 
 CARD_FORMAT = "geo_neuralop.dataset"
 CARD_VERSION = 1
@@ -132,12 +135,28 @@ def split_indices(card: dict, split: str) -> list[int]:
     return list(range(int(lo), int(hi)))
 
 
+def card_file(root: str | os.PathLike, rel: str, must_exist: bool = False) -> Path | None:
+    """The file a card names, confined to the dataset folder and required to be a regular
+    file (:func:`~geo_neuralop.utils.paths.confined_file`); None if absent.
+
+    Raises
+    ------
+    DatasetError
+        For a name that leaves the folder (``../../etc/hostname``, ``/dev/zero``), or a
+        path that is a folder, device or pipe, naming the entry.
+    """
+    try:
+        return confined_file(root, rel, f"{CARD_NAME} files entry", must_exist=must_exist)
+    except (PathOutsideFolderError, FileNotFoundError) as error:
+        raise DatasetError(f"dataset at {root}: {error}") from None
+
+
 def file_entries(root: str | os.PathLike, relative_paths) -> dict[str, dict]:
     """``{relative path: {bytes, sha256}}`` for files under ``root``."""
     root = Path(root)
     out = {}
     for rel in relative_paths:
-        p = root / rel
+        p = card_file(root, str(rel), must_exist=True)
         out[str(rel)] = {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
     return out
 
@@ -204,15 +223,22 @@ def read_card(root: str | os.PathLike) -> dict:
         hint = (" (generation was interrupted: run the same `geo-neuralop generate` command "
                 "again to resume)") if (root / "generation.json").exists() else ""
         raise DatasetError(f"no dataset card at {path}{hint}")
+    if not path.is_file():
+        raise DatasetError(f"{path} is not a file")
     try:
-        card = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        card = load_yaml(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise DatasetError(f"{path} is not a geo_neuralop dataset card")
     missing = [k for k in _REQUIRED if k not in card]
     if missing:
         raise DatasetError(f"{path} lacks the keys {missing}")
+    files = card["files"]
+    if not isinstance(files, dict) or not all(
+            isinstance(entry, dict) and is_int(entry.get("bytes")) and entry["bytes"] >= 0
+            and isinstance(entry.get("sha256"), str) for entry in files.values()):
+        raise DatasetError(f"{path}: files must map relative paths to {{bytes, sha256}}")
     return card
 
 
@@ -221,7 +247,8 @@ def verify_dataset(root: str | os.PathLike, checksums: bool = True) -> dict:
 
     Checks that every sample index ``0 .. n_samples - 1`` has a file, that no
     extra sample files exist, and that every file the card lists exists with the
-    recorded size and (if ``checksums``) SHA-256.
+    recorded size and (if ``checksums``) SHA-256. Every path the card names must stay
+    inside the dataset folder and be a regular file (:func:`card_file`).
 
     Raises
     ------
@@ -238,8 +265,8 @@ def verify_dataset(root: str | os.PathLike, checksums: bool = True) -> dict:
     for i in sorted(present - expected):
         problems.append(f"unexpected {SAMPLES_DIR}/{sample_name(i)} (not in the card)")
     for rel, entry in card["files"].items():
-        p = root / rel
-        if not p.exists():
+        p = card_file(root, rel)
+        if p is None:
             if not any(rel.endswith(sample_name(i)) for i in expected - present):
                 problems.append(f"missing {rel}")
             continue

@@ -12,7 +12,19 @@ writes ``datasets/swe_small/`` (layout in :mod:`geo_neuralop.data.storage`):
    alone, in a worker process (one torch thread each) with a tqdm progress bar,
    and written to a temporary file that is renamed when complete.
 3. When every sample exists, the per-field normalizer is fitted on the training
-   split, and the dataset card (with checksums of every file) is written last.
+   split, and the dataset card (with checksums of every file) is written last. A
+   complete dataset is verified byte for byte (SHA-256) when generation is run again.
+
+One process generates into a folder at a time (an exclusive lock; a second one is
+refused naming the first one's pid), and a folder that holds anything but a dataset
+of ours is never written into; ``overwrite`` deletes only the old dataset's files that
+its card or manifest lists and whose contents prove they are ours.
+
+Several machines: ``generate_dataset(..., shard=(I, N))`` (``geo-neuralop generate ...
+--shard I/N``) makes only the samples ``i % N == I`` (shards share the folder and run
+at the same time), and ``finalize=True`` (``--finalize``) checks that every sample is
+present and readable and writes the normalizer and the card. Sample files hold no
+time stamps, so the dataset is byte-identical to one made by a single process.
 
 Generators (``GENERATORS``): ``cylinder`` (flow past a cylinder on unstructured
 meshes, our FEM solver), ``swe`` (shallow water on the sphere, torch-harmonics),
@@ -26,6 +38,7 @@ import inspect
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -51,22 +64,31 @@ from geo_neuralop.data.storage import (
     MANIFEST_NAME,
     NORMALIZER_NAME,
     SAMPLES_DIR,
+    TIMINGS_DIR,
     DatasetError,
     Trajectory,
     grid_description,
+    is_sample_file,
+    is_sample_vtu,
     params_hash,
     read_header,
+    read_timing,
     read_trajectory,
     remove_stale_temporaries,
     sample_indices,
+    sample_name,
     sample_path,
+    timing_path,
     write_mesh_vtu,
+    write_timing,
     write_trajectory,
 )
 from geo_neuralop.utils import atomic_path
+from geo_neuralop.utils.checks import is_int, is_number
+from geo_neuralop.utils.folders import LOCK_NAME, folder_entries, locked
+from geo_neuralop.utils.paths import PathOutsideFolderError, confined_file
 
 MANIFEST_FORMAT = "geo_neuralop.generation"
-_OUR_TOP_LEVEL = {CARD_NAME, MANIFEST_NAME, NORMALIZER_NAME, SAMPLES_DIR}
 
 
 # --- generators -------------------------------------------------------------------------
@@ -202,16 +224,16 @@ _DARCY_FIELDS = {
 
 
 def _darcy_check(params: dict) -> dict:
-    from geo_neuralop.data.solvers.darcy import darcy_sample
+    from geo_neuralop.data.solvers.darcy import check_grid_size, check_resolutions, darcy_sample
 
+    params["resolution"] = check_grid_size(params["resolution"], "resolution")
     if params["solver_resolution"] is None:
         params["solver_resolution"] = params["resolution"]
+    params["solver_resolution"] = check_grid_size(params["solver_resolution"],
+                                                  "solver_resolution")
+    check_resolutions(params["resolution"], params["solver_resolution"])
     darcy_sample(np.random.default_rng(0), 5, 5, params["alpha"], params["tau"],
                  params["high"], params["low"], params["forcing"])
-    if params["resolution"] < 3 or (params["solver_resolution"] - 1) % (
-            params["resolution"] - 1):
-        raise ValueError("solver_resolution - 1 must be a multiple of resolution - 1, got "
-                         f"{params['solver_resolution']} and {params['resolution']}")
     return params
 
 
@@ -373,22 +395,51 @@ GENERATORS: dict[str, GeneratorSpec] = {
 }
 
 
+def _check_parameter_types(generator: str, defaults: dict, params: dict) -> None:
+    """A value of another kind than its default (a string for a number, ...) is refused
+    naming the parameter, before any folder or worker is made."""
+    for key, value in params.items():
+        default = defaults[key]
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+            kind = "true or false"
+        elif isinstance(default, int):
+            ok = is_int(value)
+            kind = "an integer"
+        elif isinstance(default, float):
+            ok = is_number(value)
+            kind = "a number"
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+            kind = "a list, e.g. [80, 160]"
+        else:
+            ok = isinstance(value, type(default))
+            kind = f"a {type(default).__name__}"
+        if not ok:
+            raise ValueError(f"generator {generator!r} parameter {key} must be {kind}, got "
+                             f"{value!r}")
+
+
 def resolve_parameters(generator: str, params: dict | None = None) -> dict:
     """Merge ``params`` into the generator's defaults and validate them.
 
     Raises
     ------
     ValueError
-        For an unknown generator or parameter name, or invalid values.
+        For an unknown generator or parameter name, a value of the wrong kind
+        (naming the parameter), or invalid values.
     """
     if generator not in GENERATORS:
         raise ValueError(f"unknown generator {generator!r}; choose one of {sorted(GENERATORS)}")
     spec = GENERATORS[generator]
-    params = dict(params or {})
+    params = _plain(dict(params or {}))
     unknown = sorted(set(params) - set(spec.defaults))
     if unknown:
         raise ValueError(f"generator {generator!r} has no parameter(s) {unknown}; accepted: "
                          f"{sorted(spec.defaults)}")
+    _check_parameter_types(generator, spec.defaults, params)
     merged = {**json.loads(json.dumps(spec.defaults)), **params}
     for key, default in spec.defaults.items():  # ints stay ints, floats accept ints
         value = merged[key]
@@ -413,8 +464,40 @@ def _single_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _worker_init() -> None:
+#: Seconds between two checks of a worker that the generating process is still alive.
+PARENT_POLL_SECONDS = 0.5
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """In a worker: end this process as soon as the process that started the pool is gone.
+
+    A ``kill -9`` of ``geo-neuralop generate`` cannot tell its workers; without this,
+    they (and the forkserver that made them) would go on computing the queued samples
+    and then wait forever.
+    """
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if not _alive(parent_pid):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="geo_neuralop-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - a pid reused by another user's process
+        return True
+    return True
+
+
+def _worker_init(parent_pid: int | None = None) -> None:
     torch.set_num_threads(1)
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -450,7 +533,12 @@ def _process_context():
 
 def generate_sample(generator: str, index: int, seed: int, params: dict,
                     root: str | os.PathLike, dataset_hash: str) -> tuple[int, float, float, int]:
-    """Compute sample ``index`` and write it atomically; return (index, wall s, CPU s, bytes)."""
+    """Compute sample ``index`` and write it atomically; return (index, wall s, CPU s, bytes).
+
+    The sample file depends only on ``(generator, params, seed, index)``; the timing is
+    written beside it (:func:`~geo_neuralop.data.storage.write_timing`), before the
+    sample file, whose appearance marks the sample as done.
+    """
     spec = GENERATORS[generator]
     wall, cpu = time.perf_counter(), time.process_time()
     traj = spec.make(index, sample_rng(seed, index), params)
@@ -458,8 +546,8 @@ def generate_sample(generator: str, index: int, seed: int, params: dict,
     path = sample_path(root, index)
     if traj.faces is not None:  # meshes: a VTU beside the data (written before the h5 file)
         write_mesh_vtu(path.with_suffix(".vtu"), traj)
-    write_trajectory(path, traj, generator, index, seed, dataset_hash,
-                     timing={"wall_seconds": wall, "cpu_seconds": cpu})
+    write_timing(root, index, wall, cpu)
+    write_trajectory(path, traj, generator, index, seed, dataset_hash)
     return index, wall, cpu, path.stat().st_size
 
 
@@ -483,36 +571,132 @@ def _differences(old: dict, new: dict) -> list[str]:
     return out
 
 
-def _remove_our_files(root: Path) -> None:
-    for name in (CARD_NAME, MANIFEST_NAME, NORMALIZER_NAME):
-        with contextlib.suppress(FileNotFoundError):
-            (root / name).unlink()
-    folder = root / SAMPLES_DIR
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if p.name.startswith(("sample_", ".sample_")) and p.suffix in (".h5", ".vtu"):
-                p.unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+def _ignored(name: str) -> bool:
+    """Lock files, which a refused or running generation may leave in a folder."""
+    return name == LOCK_NAME or (name.startswith(".geo_neuralop") and name.endswith(".lock"))
 
 
-def _prepare_folder(root: Path, manifest: dict, overwrite: bool) -> bool:
-    """Check the output folder; return True when the dataset is already complete."""
+def _foreign_entries(root: Path) -> list[str]:
+    return [name for name in folder_entries(root, ignore=()) if not _ignored(name)]
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    """The generation manifest (``generation.json``) of an unfinished dataset.
+
+    Raises
+    ------
+    DatasetError
+        When it is not a JSON object with ``"format": "geo_neuralop.generation"`` (a
+        file of someone else's, which is never taken for ours), naming the file.
+    """
+    path = Path(root) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path} is not a geo_neuralop generation manifest (not readable "
+                           f"JSON: {error}); refusing to write into {root}: choose another "
+                           f"--out") from error
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not is_int(
+            data.get("n_samples")):
+        kind = type(data).__name__ if not isinstance(data, dict) else \
+            f"format {data.get('format')!r}"
+        raise DatasetError(f"{path} is not a geo_neuralop generation manifest ({kind}); "
+                           f"refusing to write into {root}: choose another --out")
+    return data
+
+
+def _existing_dataset(root: Path) -> dict | None:
+    """The card, else the manifest, of the dataset in ``root``; None when it holds neither."""
+    if (root / CARD_NAME).exists():
+        return read_card(root)
+    if (root / MANIFEST_NAME).exists():
+        return read_manifest(root)
+    return None
+
+
+def _check_not_foreign(root: Path) -> None:
+    """Refuse (before writing anything, even a lock file) a folder holding no dataset of ours."""
     if root.exists() and not root.is_dir():
         raise DatasetError(f"--out {root} exists and is not a folder")
-    if not root.exists():
-        root.mkdir(parents=True)
-        return False
-    existing = None
-    if (root / CARD_NAME).exists():
-        existing = read_card(root)
-    elif (root / MANIFEST_NAME).exists():
+    if not root.is_dir():
+        return
+    if _existing_dataset(root) is None:
+        foreign = _foreign_entries(root)
+        if foreign:
+            raise DatasetError(
+                f"{root} is not empty and holds no geo_neuralop dataset ({foreign[:5]}); "
+                f"refusing to write into it: choose another --out")
+
+
+def _listed_files(root: Path, existing: dict) -> list[str]:
+    """Relative paths the old dataset's card (or manifest) names as its own."""
+    if existing.get("format") == MANIFEST_FORMAT:
+        names = []
+        for i in range(int(existing["n_samples"])):
+            names += [f"{SAMPLES_DIR}/{sample_name(i)}",
+                      f"{SAMPLES_DIR}/{Path(sample_name(i)).with_suffix('.vtu').name}"]
+        return names + [NORMALIZER_NAME]
+    return [str(rel) for rel in existing["files"]]
+
+
+def _remove_our_files(root: Path, existing: dict) -> list[Path]:
+    """Delete the old dataset's files: only those its card or manifest lists whose names and
+    contents prove they are ours (sample files by their format attribute, VTU files by
+    their point data, the normalizer by its format key), then the card and manifest."""
+    removed = []
+    indices = []
+    for rel in _listed_files(root, existing):
         try:
-            existing = json.loads((root / MANIFEST_NAME).read_text())
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{root / MANIFEST_NAME} is not valid JSON: {error}") from error
-    else:
-        foreign = sorted(p.name for p in root.iterdir())
+            path = confined_file(root, rel, "listed file", must_exist=False)
+        except PathOutsideFolderError:
+            continue  # never follow a name out of the folder
+        if path is None:
+            continue
+        rel_path = Path(rel)
+        ours = False
+        if rel_path.parent.as_posix() == SAMPLES_DIR and rel_path.suffix == ".h5":
+            ours = is_sample_file(root / rel)
+            if ours:
+                indices.append(int(rel_path.stem.split("_")[1]))
+        elif rel_path.parent.as_posix() == SAMPLES_DIR and rel_path.suffix == ".vtu":
+            ours = is_sample_vtu(root / rel)
+        elif rel == NORMALIZER_NAME:
+            ours = _is_our_normalizer(path)
+        if ours:
+            (root / rel).unlink()
+            removed.append(root / rel)
+    for i in indices:
+        timing = timing_path(root, i)
+        if timing.is_file() and not timing.is_symlink():
+            timing.unlink()
+    removed += remove_stale_temporaries(root)
+    for name in (CARD_NAME, MANIFEST_NAME):  # validated as ours by _existing_dataset
+        path = root / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    for folder in (SAMPLES_DIR, TIMINGS_DIR):
+        with contextlib.suppress(OSError):
+            (root / folder).rmdir()  # only when empty
+    return removed
+
+
+def _is_our_normalizer(path: Path) -> bool:
+    try:
+        FieldNormalizer.load(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def _prepare_folder(root: Path, manifest: dict, overwrite: bool,
+                    log: Callable[[str], None]) -> bool:
+    """Check the output folder (the caller holds its lock); return True when the dataset is
+    already complete."""
+    root.mkdir(parents=True, exist_ok=True)
+    existing = _existing_dataset(root)
+    if existing is None:
+        foreign = _foreign_entries(root)
         if foreign:
             raise DatasetError(
                 f"{root} is not empty and holds no geo_neuralop dataset ({foreign[:5]}); "
@@ -520,11 +704,17 @@ def _prepare_folder(root: Path, manifest: dict, overwrite: bool) -> bool:
         return False
     differences = _differences(existing, manifest)
     if differences:
+        unfinished_empty = not (root / CARD_NAME).exists() and not sample_indices(root)
+        if unfinished_empty:  # an earlier run failed before its first sample: nothing to lose
+            log(f"{root}: the earlier generation here made no sample; starting over with the "
+                f"new settings ({'; '.join(differences)})")
+            _remove_our_files(root, existing)
+            return False
         if not overwrite:
             raise DatasetError(
                 f"{root} already holds a different dataset: {'; '.join(differences)} differ. "
                 f"Choose another --out, or pass --overwrite to delete the old dataset's files")
-        _remove_our_files(root)
+        _remove_our_files(root, existing)
         return False
     return (root / CARD_NAME).exists()
 
@@ -552,6 +742,39 @@ def _check_existing(root: Path, generator: str, dataset_hash: str, n_samples: in
     return [i for i in range(n_samples) if i not in present]
 
 
+def parse_shard(text: str | tuple[int, int]) -> tuple[int, int]:
+    """``"I/N"`` (or ``(I, N)``) as ``(I, N)`` with ``0 <= I < N``.
+
+    Shard ``I`` of ``N`` makes the samples whose index ``i`` has ``i % N == I``.
+
+    Examples
+    --------
+    >>> parse_shard("2/4"), parse_shard((0, 1))
+    ((2, 4), (0, 1))
+    """
+    if isinstance(text, str):
+        first, sep, second = text.partition("/")
+        try:
+            shard = (int(first), int(second)) if sep else None
+        except ValueError:
+            shard = None
+        if shard is None:
+            raise ValueError(f"shard must be I/N with integers 0 <= I < N (e.g. 0/4), got "
+                             f"{text!r}")
+    else:
+        try:
+            shard = tuple(text)  # type: ignore[assignment]
+        except TypeError:
+            shard = None
+        if shard is None or len(shard) != 2 or not all(is_int(v) for v in shard):
+            raise ValueError(f"shard must be (I, N) with integers 0 <= I < N, got {text!r}")
+        shard = (int(shard[0]), int(shard[1]))
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
+    return index, count
+
+
 def generate_dataset(
     generator: str,
     out: str | os.PathLike,
@@ -563,7 +786,9 @@ def generate_dataset(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
-) -> Path:
+    shard: str | tuple[int, int] | None = None,
+    finalize: bool = False,
+) -> Path | None:
     """Generate (or resume, or confirm) a dataset; return the card's path.
 
     Parameters
@@ -583,47 +808,125 @@ def generate_dataset(
         Contiguous index ranges, see :func:`~geo_neuralop.data.dataset_card.compute_splits`.
     overwrite : bool
         If ``out`` holds a *different* geo_neuralop dataset, delete its files
-        (card, manifest, normalizer, sample files; nothing else) instead of refusing.
+        (card, manifest, normalizer, and the sample files its card or manifest lists
+        whose contents prove they are ours; nothing else) instead of refusing.
     progress : bool
         Show a tqdm progress bar.
     log : callable, optional
         Receives one-line status messages (None for silence).
+    shard : "I/N" or (I, N), optional
+        Make only the samples ``i`` with ``i % N == I`` (several machines, e.g. a SLURM
+        array, fill one folder); the card is not written. Shards of one dataset run at
+        the same time on one (shared) folder.
+    finalize : bool
+        Compute nothing: check that every sample is present and readable (refusing,
+        naming the missing or damaged ones) and write the normalizer and the card. A
+        run without ``shard`` does the same after computing what is missing.
+
+    Returns
+    -------
+    Path or None
+        The card's path; None for a shard (the card comes with ``finalize``).
 
     Raises
     ------
     ValueError
-        Bad arguments or parameters (``DatasetError`` for folder problems).
+        Bad arguments or parameters (``DatasetError`` for folder problems: a foreign or
+        different dataset, damaged files, missing samples at ``finalize``).
+    FolderBusyError
+        Another process generates into ``out`` (naming its pid).
     RuntimeError
         A sample failed (finished samples are kept; run again to resume).
     """
     log = log or (lambda message: None)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or int(seed) < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if not is_int(workers) or int(workers) < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if not is_int(n_samples) or int(n_samples) < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    seed, workers, n_samples = int(seed), int(workers), int(n_samples)
+    shard = None if shard is None else parse_shard(shard)
+    if shard is not None and finalize:
+        raise ValueError("finalize=True writes the card of the whole dataset; it takes no shard")
     splits = compute_splits(n_samples, tuple(split_fractions))
     params = resolve_parameters(generator, params)
     root = Path(out)
     manifest = _manifest(generator, params, seed, n_samples, splits)
-    if _prepare_folder(root, manifest, overwrite):
-        verify_dataset(root, checksums=False)
-        log(f"{root}: dataset already complete ({n_samples} samples); nothing to do")
+    _check_not_foreign(root)
+    # shards share the folder, each holding its own shard; a whole run or finalize excludes all
+    with locked(root, shared=shard is not None, what="dataset folder"), (
+            locked(root, name=f".geo_neuralop-shard-{shard[0]}-of-{shard[1]}.lock",
+                   what=f"shard {shard[0]}/{shard[1]} of dataset folder")
+            if shard is not None else contextlib.nullcontext()):
+        return _generate_locked(generator, root, manifest, workers, overwrite, progress, log,
+                                shard, finalize)
+
+
+def _generate_locked(generator: str, root: Path, manifest: dict, workers: int, overwrite: bool,
+                     progress: bool, log: Callable[[str], None], shard: tuple[int, int] | None,
+                     finalize: bool) -> Path | None:
+    n_samples, seed, params = manifest["n_samples"], manifest["seed"], manifest["parameters"]
+    if _prepare_folder(root, manifest, overwrite, log):
+        verify_dataset(root, checksums=True)  # every byte, not only the sizes
+        log(f"{root}: dataset already complete ({n_samples} samples, checksums verified); "
+            f"nothing to do")
         return root / CARD_NAME
     with atomic_path(root / MANIFEST_NAME) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     (root / SAMPLES_DIR).mkdir(exist_ok=True)
-    removed = remove_stale_temporaries(root)
-    if removed:
-        log(f"removed {len(removed)} temporary file(s) of an interrupted run")
+    mine = None if shard is None else [i for i in range(n_samples) if i % shard[1] == shard[0]]
+    if not finalize:
+        removed = remove_stale_temporaries(root, mine)
+        if removed:
+            log(f"removed {len(removed)} temporary file(s) of an interrupted run")
     todo = _check_existing(root, generator, manifest["dataset_hash"], n_samples)
-    if len(todo) < n_samples:
-        log(f"{root}: resuming, {n_samples - len(todo)} of {n_samples} samples already done")
-    _run(generator, todo, seed, params, root, manifest["dataset_hash"], workers, progress)
+    if finalize:
+        if todo:
+            raise DatasetError(
+                f"{root}: cannot finalize, {len(todo)} of {n_samples} samples are missing "
+                f"(indices {_ranges(todo)}); run the shards that make them (shard I/N makes "
+                f"the indices i with i % N == I), or run without --finalize to make them here")
+        todo_here: list[int] = []
+    else:
+        todo_here = todo if mine is None else [i for i in todo if i % shard[1] == shard[0]]
+        if len(todo_here) < (n_samples if mine is None else len(mine)):
+            done = (n_samples if mine is None else len(mine)) - len(todo_here)
+            what = "samples" if mine is None else f"samples of shard {shard[0]}/{shard[1]}"
+            log(f"{root}: resuming, {done} of {n_samples if mine is None else len(mine)} "
+                f"{what} already done")
+    _run(generator, todo_here, seed, params, root, manifest["dataset_hash"], workers, progress)
+    if shard is not None:
+        left = [i for i in todo if i not in set(todo_here)]
+        if left:
+            log(f"{root}: shard {shard[0]}/{shard[1]} done; {len(left)} samples of other shards "
+                f"are still missing; when every shard is done, run the same command with "
+                f"--finalize (instead of --shard) to write the card")
+        else:
+            log(f"{root}: shard {shard[0]}/{shard[1]} done; every sample is present: run the "
+                f"same command with --finalize (instead of --shard) to write the card")
+        return None
     card = finalize_dataset(root, manifest)
+    for stale in root.glob(".geo_neuralop-shard-*.lock"):  # no shard runs: we hold the folder
+        with contextlib.suppress(OSError):
+            stale.unlink()
     stats = card["statistics"]
-    log(f"{root}: {n_samples} samples, {stats['bytes_total'] / 1e6:.1f} MB, "
-        f"{stats['wall_seconds_per_sample']['mean']:.2f} s per sample")
+    wall = stats["wall_seconds_per_sample"]
+    per_sample = f", {wall['mean']:.2f} s per sample" if wall else ""
+    log(f"{root}: {n_samples} samples, {stats['bytes_total'] / 1e6:.1f} MB{per_sample}")
     return root / CARD_NAME
+
+
+def _ranges(indices: list[int]) -> str:
+    """``0-3, 7, 9-10`` (the first 10 runs)."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:10])
+    return text + (", ..." if len(runs) > 10 else "")
 
 
 def _run(generator, todo, seed, params, root, dataset_hash, workers, progress) -> None:
@@ -648,43 +951,66 @@ def _run(generator, todo, seed, params, root, dataset_hash, workers, progress) -
                     bar.update(1)
             return
         context = _process_context()
-        with _one_thread_environment(), ProcessPoolExecutor(
-                max_workers=min(workers, len(todo)), mp_context=context,
-                initializer=_worker_init) as pool:
-            futures = {pool.submit(generate_sample, generator, i, seed, params, str(root),
-                                   dataset_hash): i for i in todo}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    error = future.exception()
-                    if error is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise RuntimeError(
-                            f"sample {futures[future]} of {generator!r} failed: {error}; "
-                            f"finished samples are kept, run again to resume") from error
-                    _, wall, _, _ = future.result()
-                    bar.set_postfix_str(f"{wall:.2f} s/sample", refresh=False)
-                    bar.update(1)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        try:
+            with _one_thread_environment():
+                futures = {pool.submit(generate_sample, generator, i, seed, params, str(root),
+                                       dataset_hash): i for i in todo}
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        error = future.exception()
+                        if error is not None:
+                            raise RuntimeError(
+                                f"sample {futures[future]} of {generator!r} failed: {error}; "
+                                f"finished samples are kept, run again to resume") from error
+                        _, wall, _, _ = future.result()
+                        bar.set_postfix_str(f"{wall:.2f} s/sample", refresh=False)
+                        bar.update(1)
+        except BaseException:
+            # a failure or Ctrl-C: drop the queued samples instead of waiting for them
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     finally:
         bar.close()
 
 
 def _summary(values: list[float]) -> dict:
     arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {}
     return {"mean": float(arr.mean()), "min": float(arr.min()), "max": float(arr.max()),
             "total": float(arr.sum())}
 
 
 def finalize_dataset(root: str | os.PathLike, manifest: dict | None = None) -> dict:
-    """Fit the normalizer on the training split and write the card (with checksums)."""
+    """Check every sample, fit the normalizer on the training split and write the card.
+
+    Every sample file is read completely (a truncated, unreadable or non-finite sample
+    is refused, naming it) before anything is written.
+
+    Raises
+    ------
+    DatasetError
+        A sample is missing or damaged.
+    """
     root = Path(root)
     if manifest is None:
-        manifest = json.loads((root / MANIFEST_NAME).read_text())
+        manifest = read_manifest(root)
     generator, n = manifest["generator"], manifest["n_samples"]
     spec = GENERATORS[generator]
-    headers = [read_header(sample_path(root, i)) for i in range(n)]
+    headers = []
+    for i in range(n):
+        path = sample_path(root, i)
+        try:
+            read_trajectory(path).validate()
+        except ValueError as error:  # DatasetError included
+            raise DatasetError(f"{root}: cannot finalize, sample {i} is damaged: "
+                               f"{error}") from error
+        headers.append(read_header(path))
     train = split_indices({"splits": manifest["splits"], "name": root.name}, "train")
 
     def train_samples():
@@ -707,10 +1033,16 @@ def finalize_dataset(root: str | os.PathLike, manifest: dict | None = None) -> d
         geometry = {"kind": "mesh", "manifold": first.manifold, "points_min": min(sizes),
                     "points_max": max(sizes), "points_mean": float(np.mean(sizes))}
     sample_bytes = [files[f"{SAMPLES_DIR}/{h.path.name}"]["bytes"] for h in headers]
+    timings = [read_timing(root, h.index) for h in headers]
+    walls = [w if w is not None else h.wall_seconds for (w, _), h in zip(timings, headers,
+                                                                           strict=True)]
+    cpus = [c if c is not None else h.cpu_seconds for (_, c), h in zip(timings, headers,
+                                                                         strict=True)]
     statistics = {
         "frames_per_sample": headers[0].num_frames,
-        "wall_seconds_per_sample": _summary([h.wall_seconds or 0.0 for h in headers]),
-        "cpu_seconds_per_sample": _summary([h.cpu_seconds or 0.0 for h in headers]),
+        "wall_seconds_per_sample": _summary([w for w in walls if w is not None]),
+        "cpu_seconds_per_sample": _summary([c for c in cpus if c is not None]),
+        "samples_timed": sum(w is not None for w in walls),
         "bytes_per_sample": _summary(sample_bytes),
         "bytes_total": int(sum(e["bytes"] for e in files.values())),
     }
@@ -726,5 +1058,9 @@ def finalize_dataset(root: str | os.PathLike, manifest: dict | None = None) -> d
     write_card(root, card)
     with contextlib.suppress(FileNotFoundError):
         (root / MANIFEST_NAME).unlink()
+    for h in headers:  # summarized in the card
+        with contextlib.suppress(FileNotFoundError):
+            timing_path(root, h.index).unlink()
+    with contextlib.suppress(OSError):
+        (root / TIMINGS_DIR).rmdir()
     return card
-

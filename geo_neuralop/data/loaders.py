@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from geo_neuralop.data.dataset_card import read_card, split_indices, verify_dataset
+from geo_neuralop.data.dataset_card import split_indices, verify_dataset
 from geo_neuralop.data.normalizers import FieldNormalizer
 from geo_neuralop.data.storage import (
     NORMALIZER_NAME,
@@ -113,8 +113,8 @@ class FieldDataset(Dataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"no dataset folder at {self.root}")
-        self.card = verify_dataset(self.root, checksums=verify) if verify else _check_sizes(
-            self.root)
+        # every path the card names is confined to the folder and must be a regular file
+        self.card = verify_dataset(self.root, checksums=verify)
         self.split = split
         self.indices = split_indices(self.card, split)
         task = self.card["task"]
@@ -241,19 +241,6 @@ class FieldDataset(Dataset):
         return (f"FieldDataset({self.card['name']!r}, split={self.split!r}, samples={len(self)}, "
                 f"inputs={self.inputs}x{self.input_steps}, targets={self.targets}"
                 f"x{self.target_steps}, normalize={self.normalize})")
-
-
-def _check_sizes(root: Path) -> dict:
-    """The card, after checking that every listed file exists with its recorded size."""
-    card = read_card(root)
-    for rel, entry in card["files"].items():
-        p = root / rel
-        if not p.exists():
-            raise DatasetError(f"dataset at {root} does not match its card: missing {rel}")
-        if p.stat().st_size != entry["bytes"]:
-            raise DatasetError(f"dataset at {root} does not match its card: {rel} has "
-                               f"{p.stat().st_size} bytes, the card says {entry['bytes']}")
-    return card
 
 
 class GridTensorDataset(Dataset):

@@ -126,6 +126,49 @@ def save_predictions(
     return path
 
 
+def _field_names(value, path: Path) -> list[str]:
+    """The ``field_names`` attribute: a JSON list of strings."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        raise ValueError(f"{path}: the attribute field_names is missing or not a JSON string")
+    try:
+        names = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the attribute field_names is not valid JSON ({error})") \
+            from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: the attribute field_names must be a JSON list of strings, "
+                         f"got {value[:100]!r}")
+    return names
+
+
+def _read_open_file(f, path: Path):
+    if f.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a geo_neuralop prediction file "
+                         f"(format attribute {f.attrs.get('format')!r})")
+    for key in ("geometry/pos", "geometry/weights", "truth", "prediction", "times"):
+        if key not in f:
+            raise ValueError(f"{path} lacks the dataset {key!r}")
+    names = _field_names(f.attrs.get("field_names"), path)
+    g = f["geometry"]
+    extra = {}
+    if "grid_shape" in g:
+        extra = {"grid_shape": tuple(int(v) for v in g["grid_shape"][()]),
+                 "grid": str(g["grid_shape"].attrs["grid"])}
+    manifold = str(f.attrs["manifold"])
+    cloud = PointCloud(
+        torch.from_numpy(g["pos"][()]),
+        torch.from_numpy(g["weights"][()]),
+        manifold=manifold,
+        faces=torch.from_numpy(g["faces"][()]) if "faces" in g else None,
+        allow_duplicates=extra.get("grid") == "equiangular",
+        **extra,
+    )
+    truth, prediction, times = f["truth"][()], f["prediction"][()], f["times"][()]
+    return cloud, truth, prediction, names, times
+
+
 def load_predictions(path: str | Path) -> Predictions:
     """Read a prediction file, checking its format and shapes.
 
@@ -141,34 +184,19 @@ def load_predictions(path: str | Path) -> Predictions:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no prediction file at {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a prediction file (.h5)")
     try:
         f = h5py.File(path, "r")
     except OSError as error:
         raise ValueError(f"{path} is not a readable HDF5 file (truncated or corrupted?): "
                          f"{error}") from error
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a geo_neuralop prediction file "
-                             f"(format attribute {f.attrs.get('format')!r})")
-        for key in ("geometry/pos", "geometry/weights", "truth", "prediction", "times"):
-            if key not in f:
-                raise ValueError(f"{path} lacks the dataset {key!r}")
-        names = json.loads(f.attrs["field_names"])
-        g = f["geometry"]
-        extra = {}
-        if "grid_shape" in g:
-            extra = {"grid_shape": tuple(int(v) for v in g["grid_shape"][()]),
-                     "grid": str(g["grid_shape"].attrs["grid"])}
-        manifold = str(f.attrs["manifold"])
-        cloud = PointCloud(
-            torch.from_numpy(g["pos"][()]),
-            torch.from_numpy(g["weights"][()]),
-            manifold=manifold,
-            faces=torch.from_numpy(g["faces"][()]) if "faces" in g else None,
-            allow_duplicates=extra.get("grid") == "equiangular",
-            **extra,
-        )
-        truth, prediction, times = f["truth"][()], f["prediction"][()], f["times"][()]
+    try:
+        with f:
+            cloud, truth, prediction, names, times = _read_open_file(f, path)
+    except (KeyError, OSError, TypeError) as error:  # h5py on a damaged or odd file
+        raise ValueError(f"{path} could not be read as a prediction file "
+                         f"({type(error).__name__}: {error})") from error
     expected = (times.shape[0], cloud.num_nodes, len(names))
     for name, arr in (("truth", truth), ("prediction", prediction)):
         if arr.shape != expected:

@@ -5,7 +5,10 @@ A dataset folder holds ``card.yaml`` (written last: marks completion),
 ``.vtu`` per mesh sample). Each sample file stores the geometry (positions,
 quadrature weights, faces, grid description), the frame times and one float32
 ``[F, N]`` dataset per field; the full schema is in ``docs/formats/dataset_files.md``.
-A truncated or corrupted file raises :class:`DatasetError` naming the file.
+A sample file depends only on the generator, its parameters, the seed and the index
+(no time stamps), so shards made on different machines give the same bytes; the
+generation time of each sample goes to ``timings/sample_NNNNNN.json`` until the card
+summarizes it. A truncated or corrupted file raises :class:`DatasetError` naming the file.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ SAMPLES_DIR = "samples"
 CARD_NAME = "card.yaml"
 MANIFEST_NAME = "generation.json"
 NORMALIZER_NAME = "normalizer.json"
+TIMINGS_DIR = "timings"
 _SAMPLE_RE = re.compile(r"^sample_(\d{6,})\.h5$")
-_TEMP_RE = re.compile(r"^\.sample_\d{6,}\..*\.tmp\.(h5|vtu)$")
+_VTU_RE = re.compile(r"^sample_(\d{6,})\.vtu$")
+_TIMING_RE = re.compile(r"^sample_(\d{6,})\.json$")
+_TEMP_RE = re.compile(r"^\.sample_(\d{6,})\..*\.tmp\.(h5|vtu|json)$")
 
 
 class DatasetError(ValueError):
@@ -171,17 +177,83 @@ def sample_indices(root: str | os.PathLike) -> list[int]:
     return sorted(out)
 
 
-def remove_stale_temporaries(root: str | os.PathLike) -> list[Path]:
-    """Delete temporary files left by an interrupted write (``.sample_*.tmp.h5``); return them."""
-    folder = Path(root) / SAMPLES_DIR
+def remove_stale_temporaries(root: str | os.PathLike,
+                             indices: Sequence[int] | None = None) -> list[Path]:
+    """Delete temporary files left by an interrupted write (``.sample_*.tmp.h5``); return them.
+
+    Parameters
+    ----------
+    root : path
+        Dataset folder.
+    indices : sequence of int, optional
+        Only the temporaries of these samples (a shard must not remove the files
+        another shard is writing); default all.
+    """
+    keep_only = None if indices is None else set(int(i) for i in indices)
     removed = []
-    if folder.is_dir():
+    for folder in (Path(root) / SAMPLES_DIR, Path(root) / TIMINGS_DIR):
+        if not folder.is_dir():
+            continue
         for p in folder.iterdir():
-            if _TEMP_RE.match(p.name):
+            m = _TEMP_RE.match(p.name)
+            if m and (keep_only is None or int(m.group(1)) in keep_only) and p.is_file() \
+                    and not p.is_symlink():
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                 removed.append(p)
     return removed
+
+
+def timing_path(root: str | os.PathLike, index: int) -> Path:
+    """``timings/sample_NNNNNN.json``: how long sample ``index`` took to compute."""
+    return Path(root) / TIMINGS_DIR / f"sample_{index:06d}.json"
+
+
+def write_timing(root: str | os.PathLike, index: int, wall_seconds: float,
+                 cpu_seconds: float) -> Path:
+    """Record the wall and CPU seconds of sample ``index`` (atomically)."""
+    path = timing_path(root, index)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"index": int(index), "wall_seconds": float(wall_seconds),
+                                   "cpu_seconds": float(cpu_seconds)}) + "\n")
+    return path
+
+
+def read_timing(root: str | os.PathLike, index: int) -> tuple[float | None, float | None]:
+    """``(wall, cpu)`` seconds of sample ``index`` (None where not recorded)."""
+    try:
+        data = json.loads(timing_path(root, index).read_text())
+        return float(data["wall_seconds"]), float(data["cpu_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+
+
+def is_sample_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named ``sample_NNNNNN.h5`` and says inside that it is our sample."""
+    import h5py
+
+    path = Path(path)
+    if not _SAMPLE_RE.match(path.name) or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == SAMPLE_FORMAT
+    except OSError:
+        return False
+
+
+def is_sample_vtu(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named ``sample_NNNNNN.vtu`` and is a VTU file of
+    :func:`write_mesh_vtu` (it has the ``quadrature_weight`` point data)."""
+    path = Path(path)
+    if not _VTU_RE.match(path.name) or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return data.startswith(b"<?xml") and b'type="UnstructuredGrid"' in data[:400] and \
+        b'Name="quadrature_weight"' in data
 
 
 def write_trajectory(

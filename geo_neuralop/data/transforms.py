@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 from torch_geometric.data import Batch
 
 from geo_neuralop.geometry import PointCloud
+from geo_neuralop.geometry.fingerprint import geometry_fingerprint
 from geo_neuralop.kernels import disco_kernel
 
 __all__ = ["AttachKernels", "batch_kernels"]
-
-
-def _geometry_key(sample: PointCloud) -> str:
-    h = hashlib.sha1()
-    for t in (sample.pos, sample.weights):
-        h.update(t.detach().cpu().numpy().tobytes())
-    h.update(str(sample.manifold).encode())
-    return h.hexdigest()
 
 
 class AttachKernels:
@@ -32,7 +24,9 @@ class AttachKernels:
         ``name=dict(**disco_kernel arguments)``: each sample gets
         ``sample.<name> = disco_kernel(sample_geometry, **arguments)``. A batch made
         by PyG's ``DataLoader`` holds a list of kernels under that name;
-        :func:`batch_kernels` merges it into one block-diagonal kernel.
+        :func:`batch_kernels` merges it into one block-diagonal kernel. Give them to
+        a layer together with the clouds, ``conv(x, batch, kernel=batch.<name>)``:
+        each kernel carries the fingerprint of its cloud and is checked against it.
 
     Examples
     --------
@@ -54,7 +48,7 @@ class AttachKernels:
         self._cache: OrderedDict[str, dict] = OrderedDict()
 
     def __call__(self, sample: PointCloud) -> PointCloud:
-        key = _geometry_key(sample)
+        key = geometry_fingerprint(sample)  # grid metadata too: periodic != non-periodic
         if key not in self._cache:
             geometry = PointCloud(sample.pos, sample.weights, manifold=sample.manifold,
                                   allow_duplicates=getattr(sample, "grid", None) == "equiangular",

@@ -14,10 +14,60 @@ from typing import Any
 import numpy as np
 import torch
 
-from geo_neuralop.geometry.point_cloud import MANIFOLDS, STRUCTURAL_KEYS, PointCloud
+from geo_neuralop.geometry.point_cloud import (
+    MANIFOLDS,
+    STRUCTURAL_KEYS,
+    PointCloud,
+    validate_faces,
+)
 from geo_neuralop.geometry.quadrature import lumped_vertex_weights
 
 MESH_KINDS = ("meshio", "trimesh", "pyvista")
+
+__all__ = ["from_mesh", "split_quads", "to_mesh"]
+
+
+def _twice_areas(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.cross(p[b] - p[a], p[c] - p[a]), axis=1)
+
+
+def split_quads(points: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """Two triangles per quad ``(v0, v1, v2, v3)``, split along the diagonal inside it.
+
+    A convex quad is split along ``v0-v2``. A non-convex (arrow-head) quad has one
+    diagonal outside it: splitting along that one gives overlapping triangles whose
+    areas add up to more than the quad's; the diagonal from the reflex vertex is
+    chosen instead, recognised as the split of the smaller total area (which equals
+    the quad's area).
+
+    Parameters
+    ----------
+    points : np.ndarray, shape [N, 2] or [N, 3]
+    quads : np.ndarray, shape [Q, 4], int
+
+    Returns
+    -------
+    np.ndarray, shape [2 Q, 3]
+        The first triangles of all quads, then the second ones.
+
+    Examples
+    --------
+    >>> arrow = np.array([[0.0, 0.0], [2.0, 1.0], [0.0, 2.0], [0.5, 1.0]])  # reflex at v3
+    >>> split_quads(arrow, np.array([[0, 1, 2, 3]])).tolist()
+    [[0, 1, 3], [1, 2, 3]]
+    """
+    q = np.asarray(quads, dtype=np.int64).reshape(-1, 4)
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[1] == 2:
+        p = np.pad(p, ((0, 0), (0, 1)))
+    along_02 = _twice_areas(p, q[:, 0], q[:, 1], q[:, 2]) + _twice_areas(p, q[:, 0], q[:, 2],
+                                                                         q[:, 3])
+    along_13 = _twice_areas(p, q[:, 0], q[:, 1], q[:, 3]) + _twice_areas(p, q[:, 1], q[:, 2],
+                                                                         q[:, 3])
+    use_13 = along_13 < along_02 * (1.0 - 1e-9)
+    first = np.where(use_13[:, None], q[:, [0, 1, 3]], q[:, [0, 1, 2]])
+    second = np.where(use_13[:, None], q[:, [1, 2, 3]], q[:, [0, 2, 3]])
+    return np.concatenate([first, second])
 
 
 def _mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -32,8 +82,7 @@ def _mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarra
             if block.type == "triangle":
                 triangles.append(np.asarray(block.data))
             elif block.type == "quad":
-                q = np.asarray(block.data)
-                triangles += [q[:, [0, 1, 2]], q[:, [0, 2, 3]]]
+                triangles.append(split_quads(mesh.points, block.data))
             elif block.type in ("vertex", "line"):
                 continue
             else:
@@ -63,8 +112,7 @@ def _mesh_arrays(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarra
                 )
             tri = [np.asarray(cells.get(pv.CellType.TRIANGLE, np.zeros((0, 3), int)))]
             if pv.CellType.QUAD in cells:
-                q = np.asarray(cells[pv.CellType.QUAD])
-                tri += [q[:, [0, 1, 2]], q[:, [0, 2, 3]]]
+                tri.append(split_quads(mesh.points, cells[pv.CellType.QUAD]))
             return np.asarray(mesh.points, dtype=np.float64), np.concatenate(tri), data
         if isinstance(mesh, pv.PolyData):
             if not mesh.is_all_triangles:
@@ -166,6 +214,8 @@ def from_mesh(
         points = points[used]
         point_data = {k: np.asarray(v)[used] for k, v in point_data.items()}
 
+    # faces first: a collinear triangle is named as such, not as the zero weight it causes
+    validate_faces(torch.as_tensor(faces.astype(np.int64)), points)
     weights = lumped_vertex_weights(points, faces, manifold)
     dtype = dtype or torch.get_default_dtype()
     field_tensors = {name: torch.as_tensor(np.asarray(point_data[name])) for name in names}

@@ -251,7 +251,7 @@ def _validate_structure(
         _check_duplicates(pos_np)
 
     if faces is not None:
-        faces = _validate_faces(faces, pos_np)
+        faces = validate_faces(faces, pos_np)
     return pos, weights, faces
 
 
@@ -266,7 +266,17 @@ def _check_duplicates(pos_np: np.ndarray) -> None:
         raise ValueError(f"duplicate points: point index {i} repeats point index {j} ({pos_np[i]})")
 
 
-def _validate_faces(faces: Any, pos_np: np.ndarray) -> torch.Tensor:
+def validate_faces(faces: Any, pos_np: np.ndarray) -> torch.Tensor:
+    """``faces`` as a long tensor ``[F, 3]``, checked against the points ``pos_np [N, d]``.
+
+    Raises
+    ------
+    TypeError
+        For faces that are not an integer tensor.
+    ValueError
+        For a wrong shape, an index of a missing vertex, or a degenerate (zero-area)
+        triangle (naming the face index and its vertices).
+    """
     if not isinstance(faces, torch.Tensor):
         raise TypeError(f"faces must be a torch.Tensor, got {type(faces).__name__}")
     if torch.is_floating_point(faces) or faces.dtype == torch.bool:

@@ -20,6 +20,7 @@ import torch
 from geo_neuralop.geometry.grid_spec import SphereGridSpec
 from geo_neuralop.geometry.point_cloud import PointCloud
 from geo_neuralop.geometry.quadrature import lumped_vertex_weights, spherical_voronoi_weights
+from geo_neuralop.utils.checks import is_int
 
 
 def sphere_grid(
@@ -87,8 +88,9 @@ def icosphere(subdivisions: int = 3, dtype: torch.dtype | None = None) -> PointC
     """
     import trimesh
 
-    if not isinstance(subdivisions, int) or subdivisions < 0:
+    if not (is_int(subdivisions) or isinstance(subdivisions, bool)) or subdivisions < 0:
         raise ValueError(f"subdivisions must be a non-negative int, got {subdivisions!r}")
+    subdivisions = int(subdivisions)
     mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
     points = np.asarray(mesh.vertices, dtype=np.float64)
     points /= np.linalg.norm(points, axis=1, keepdims=True)
@@ -135,6 +137,14 @@ def from_sphere_points(
     # Validate first, so a bad point gets its index named before scipy fails on it.
     dtype = dtype or torch.get_default_dtype()
     PointCloud(torch.as_tensor(pts), torch.ones(len(pts), dtype=torch.float64), "sphere")
+    singular = np.linalg.svd(pts, compute_uv=False)
+    if singular[-1] <= 1e-9 * singular[0]:
+        _, _, vt = np.linalg.svd(pts)
+        raise ValueError(
+            f"points all lie on one great circle (the plane through the centre with normal "
+            f"{np.round(vt[-1], 6).tolist()}): they do not cover the sphere, so they have no "
+            f"spherical Voronoi cells; give points spread over the sphere (e.g. "
+            f"fibonacci_sphere, icosphere or sphere_grid)")
     weights = spherical_voronoi_weights(pts)
     faces = torch.as_tensor(_outward_hull_faces(pts)) if triangulate else None
     return PointCloud(
@@ -161,8 +171,9 @@ def fibonacci_sphere(n: int, dtype: torch.dtype | None = None) -> PointCloud:
         Points ``z_i = 1 - (2 i + 1) / n``, longitude ``i * pi (3 - sqrt 5)``;
         spherical Voronoi weights (sum 4 pi) and Delaunay ``faces``.
     """
-    if not isinstance(n, int) or n < 4:
+    if not is_int(n) or n < 4:
         raise ValueError(f"n must be an int of at least 4, got {n!r}")
+    n = int(n)
     i = np.arange(n, dtype=np.float64)
     z = 1.0 - (2.0 * i + 1.0) / n
     r = np.sqrt(np.clip(1.0 - z * z, 0.0, None))

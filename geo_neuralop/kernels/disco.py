@@ -17,9 +17,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from geo_neuralop.geometry.fingerprint import geometry_fingerprint
 from geo_neuralop.geometry.point_cloud import PointCloud
 from geo_neuralop.kernels.basis import FilterBasis, get_basis
-from geo_neuralop.kernels.frames import local_polar, periodic_box, sphere_frame_angles
+from geo_neuralop.kernels.frames import (
+    local_polar,
+    periodic_box,
+    sphere_frame_angles,
+    surface_frame,
+)
 from geo_neuralop.kernels.moments import basis_first_moments
 from geo_neuralop.kernels.neighbors import estimate_pairs, periodic_offsets, radius_pairs
 from geo_neuralop.kernels.sparse import DiscoKernel
@@ -36,9 +42,11 @@ MEAN_NORMALIZATION_EPS = 1e-9
 #: Edges evaluated at once while building a kernel (bounds peak memory).
 EDGE_CHUNK = 1 << 20
 
-#: Largest kernel built without asking (``max_edges``): about 2e8 edges take ~10 GB while
-#: the kernel is built; a radius covering most of a cloud is nearly always a mistake.
-DEFAULT_MAX_EDGES = 200_000_000
+#: Largest kernel built without asking (``max_edges``): 5e7 edges take about 5 GB while a
+#: kernel of 9 basis functions is built (a million points with 50 neighbours each); a radius
+#: covering most of a cloud (LocalSFNO's disco_radius=3.0 on 64 x 128 points: 6.6e7 edges)
+#: is nearly always a mistake.
+DEFAULT_MAX_EDGES = 50_000_000
 
 
 def normalization_divisor(norms: torch.Tensor, total_weight: float, normalization: str,
@@ -82,6 +90,8 @@ def disco_kernel(
     dtype: torch.dtype | None = None,
     allow_empty: bool = False,
     max_edges: int = DEFAULT_MAX_EDGES,
+    radius_name: str = "radius",
+    max_edges_name: str = "max_edges",
 ) -> DiscoKernel:
     """Build the sparse DISCO kernel from ``src`` to ``dst``.
 
@@ -125,6 +135,19 @@ def disco_kernel(
     max_edges : int
         Refuse (before allocating anything) a radius whose neighbourhoods hold
         more than about this many ``(dst, src)`` pairs; raise it for huge clouds.
+    radius_name, max_edges_name : str
+        How messages call the radius and the edge limit: layers and models pass
+        the names of their own arguments (e.g. ``"disco_radius"``).
+
+    Notes
+    -----
+    Clouds with three coordinates that are surfaces get the frame of their tangent
+    plane (:func:`~geo_neuralop.kernels.frames.surface_frame`): points lying in one
+    plane (the xz-plane, a tilted plane) are expressed in two in-plane coordinates,
+    so the kernel is that of the same mesh stored in the xy-plane; a curved
+    triangulated surface (``dst.faces``) measures each angle in the tangent frame of
+    its destination point (the radius is the straight-line distance). Other 3D
+    clouds are volumes: the angle is the azimuth in the xy-plane.
 
     Returns
     -------
@@ -179,20 +202,33 @@ def disco_kernel(
     src_pos = src.pos.detach().cpu().double().numpy()
     dst_pos = dst.pos.detach().cpu().double().numpy()
     weights = src.weights.detach().cpu().double().numpy()
+    surface = surface_frame([src] if dst is src else [src, dst]) if box is None else None
+    if surface is not None and surface.kind == "plane":  # 2D coordinates in the plane
+        src_pos, dst_pos = src_pos @ surface.axes.T, dst_pos @ surface.axes.T
     estimate = estimate_pairs(src_pos, dst_pos, radius, src.manifold, box)
     if estimate > max_edges:
         gigabytes = estimate * (8 * basis.kernel_size + 24) / 1e9
         raise ValueError(
-            f"radius {radius:g} gives about {estimate:.3g} kernel edges (pairs of the "
-            f"{dst_pos.shape[0]} dst and {src_pos.shape[0]} src points within the radius, "
-            f"about {gigabytes:.3g} GB while building); this is above max_edges={max_edges:g}. "
-            f"Use a smaller radius, or pass max_edges= to build it anyway")
+            f"{radius_name}={radius:g} gives about {estimate:.3g} kernel edges (pairs of the "
+            f"{dst_pos.shape[0]} dst and {src_pos.shape[0]} src points within the radius), "
+            f"about {gigabytes:.3g} GB of memory while building; this is above "
+            f"{max_edges_name}={max_edges:g}. Use a smaller {radius_name}, or raise "
+            f"{max_edges_name} to build it anyway")
+    names = (radius_name, _cloud_description(dst))
     return _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization,
-                  differential, box, dtype, allow_empty)
+                  differential, box, dtype, allow_empty, surface, names)
+
+
+def _cloud_description(cloud: PointCloud) -> str:
+    shape = getattr(cloud, "grid_shape", None)
+    if shape is not None:
+        return f"{' x '.join(str(int(n)) for n in shape)} grid"
+    return f"{cloud.num_nodes}-point cloud"
 
 
 def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, differential,
-           box, dtype, allow_empty=False) -> DiscoKernel:
+           box, dtype, allow_empty=False, surface=None,
+           names=("radius", "cloud")) -> DiscoKernel:
     n_src, n_dst = src_pos.shape[0], dst_pos.shape[0]
     dst_index, src_index = radius_pairs(src_pos, dst_pos, radius, src.manifold, box)
     counts = np.bincount(dst_index, minlength=n_dst)
@@ -200,17 +236,20 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
     if empty.any() and (not allow_empty or empty.all()):
         i = int(np.argmax(counts == 0))
         raise ValueError(
-            f"radius {radius:g} is too small: dst point index {i} ({dst_pos[i]}) has no src "
-            f"point within the radius ({int((counts == 0).sum())} such points)"
+            f"{names[0]}={radius:g} is too small: dst point index {i} ({dst.pos[i].tolist()}) "
+            f"has no src point within the radius ({int((counts == 0).sum())} such points)"
         )
     frame = sphere_frame_angles(dst) if src.manifold == "sphere" else None
+    if surface is not None and surface.kind == "surface":
+        frame = (surface.e1, surface.e2)
 
     k = basis.kernel_size
     n_edges = dst_index.shape[0]
     values = np.empty((n_edges, k), dtype=np.float64)
     values_t, weights_t = torch.from_numpy(values), torch.from_numpy(weights)  # shared memory
     # Differential kernels also need each edge's offset in the local frame, in radius units.
-    tangent_dim = _tangent_dim(src) if differential else 0
+    tangent_dim = (2 if src.manifold == "sphere" or surface is not None else
+                   src_pos.shape[1]) if differential else 0
     tangent = np.empty((n_edges, tangent_dim)) if differential else None
     rho_all = np.empty(n_edges) if differential else None
     for start in range(0, n_edges, EDGE_CHUNK):
@@ -250,8 +289,18 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
             values = np.divide(values, per_edge, out=np.zeros_like(values), where=per_edge > 0)
 
     if differential:
-        values = _linear_consistency(values, tangent, rho_all, weights[src_index], dst_index,
-                                     starts, basis, tangent_dim, dst_pos)
+        try:
+            values = _linear_consistency(values, tangent, rho_all, weights[src_index],
+                                         dst_index, starts, basis, tangent_dim)
+        except _NotSpanning as bad:
+            i = bad.index
+            nearest = _nearest_other(src_pos, dst_pos[i], src.manifold, box)
+            raise ValueError(
+                f"{names[0]}={radius:g} is too small for a differential kernel on this "
+                f"{names[1]}: the neighbours of dst point index {i} ({dst.pos[i].tolist()}) "
+                f"within the radius do not span its {tangent_dim} directions (its nearest "
+                f"other point is {nearest:.3g} away); use a larger {names[0]} (a few times "
+                f"that distance) or a finer {names[1].split()[-1]}") from None
         # Zero-sum: subtract (sum_j values_ij) v_i, i.e. add -row_sum on the diagonal.
         row_sums = np.add.reduceat(values, starts, axis=0)
         diagonal = np.flatnonzero(dst_index == src_index)
@@ -275,15 +324,32 @@ def _build(src, dst, src_pos, dst_pos, weights, basis, radius, normalization, di
     kernel.differential = differential
     kernel.manifold = src.manifold
     kernel.basis = repr(basis)
+    # which clouds the kernel belongs to: layers refuse it for any other geometry
+    kernel.src_fingerprint = geometry_fingerprint(src)
+    kernel.dst_fingerprint = kernel.src_fingerprint if dst is src else geometry_fingerprint(dst)
     return kernel
 
 
-def _tangent_dim(cloud: PointCloud) -> int:
-    return 2 if cloud.manifold == "sphere" else int(cloud.pos.shape[1])
+class _NotSpanning(ValueError):
+    """The neighbours of a destination point do not span its tangent directions."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"dst point index {index}")
+        self.index = index
 
 
-def _linear_consistency(values, tangent, rho, src_weights, dst_index, starts, basis, dim,
-                        dst_pos):
+def _nearest_other(src_pos, point, manifold, box) -> float:
+    """Distance (geodesic angle on the sphere) from ``point`` to the nearest distinct source
+    point, for messages."""
+    if manifold == "sphere":
+        d = np.arccos(np.clip(src_pos @ point, -1.0, 1.0))
+    else:
+        d = np.linalg.norm(periodic_offsets(src_pos - point, box), axis=1)
+    d = d[d > 1e-12]
+    return float(d.min()) if d.size else float("inf")
+
+
+def _linear_consistency(values, tangent, rho, src_weights, dst_index, starts, basis, dim):
     """Correct each point's stencil so that its first moments are the continuous ones.
 
     With ``a_ijk`` the normalized kernel values and ``t_ij`` the local offsets in
@@ -305,11 +371,7 @@ def _linear_consistency(values, tangent, rho, src_weights, dst_index, starts, ba
     eig = np.linalg.eigvalsh(gram)
     bad = eig[:, 0] <= 1e-10 * np.maximum(scale, 1e-300)
     if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(
-            f"the radius is too small for a differential kernel: the neighbours of dst point "
-            f"index {i} ({dst_pos[i]}) do not span its {dim} directions"
-        )
+        raise _NotSpanning(int(np.argmax(bad)))
     rhs = np.transpose(moments[None, :, :] - discrete, (0, 2, 1))  # [N, dim, K]
     coef = np.linalg.solve(gram, rhs)  # [N, dim, K]
     return values + b[:, None] * np.einsum("ed,edk->ek", tangent, coef[dst_index])

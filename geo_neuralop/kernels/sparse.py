@@ -35,6 +35,9 @@ class DiscoKernel(Data):
     radius : float
     normalization : str
     differential : bool
+    src_fingerprint, dst_fingerprint : str
+        :func:`~geo_neuralop.geometry.fingerprint.geometry_fingerprint` of the clouds
+        the kernel was built from (lists after batching).
 
     Batching with ``torch_geometric.data.Batch.from_data_list`` offsets the
     source and destination indices separately, which gives the block-diagonal

@@ -270,6 +270,8 @@ class AMSpectralConv(FourierConvBase):
     @torch.no_grad()
     def _rescale_init(self, target: float) -> None:
         param = next(self.nets.parameters())
+        if param.is_meta:  # shapes only (e.g. checking a checkpoint before building): no values
+            return
         probe = torch.arange(-64, 65, device=param.device, dtype=param.dtype)
         if self.factorization == "separable":
             per_net = target ** (1.0 / self.n_dim)

@@ -23,6 +23,7 @@ from torch import nn
 
 from geo_neuralop.geometry.grid_spec import GridSpec
 from geo_neuralop.kernels.basis import FilterBasis
+from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES
 from geo_neuralop.layers.disco_conv import DiscoConv
 from geo_neuralop.utils.checks import (
     check_domain,
@@ -195,9 +196,11 @@ class PointDifferentialConv(DiscoConv):
                  kernel_shape: int | tuple[int, ...] = (3, 4),
                  basis: str | FilterBasis = "piecewise_linear", radius: float | None = 0.1,
                  groups: int = 1, bias: bool = False, init_length: float | None = None,
-                 cache_size: int = 16) -> None:
+                 cache_size: int = 16, max_edges: int = DEFAULT_MAX_EDGES, *,
+                 radius_name: str = "radius", max_edges_name: str = "max_edges") -> None:
         super().__init__(in_channels, out_channels, kernel_shape, basis, radius, groups, bias,
-                         normalization="nodal", cache_size=cache_size)
+                         normalization="nodal", cache_size=cache_size, max_edges=max_edges,
+                         radius_name=radius_name, max_edges_name=max_edges_name)
         if init_length is not None:
             with torch.no_grad():
                 self.weight.mul_(check_positive_number("init_length", init_length))

@@ -10,11 +10,12 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
+from geo_neuralop.geometry.fingerprint import geometry_fingerprint
 from geo_neuralop.geometry.point_cloud import PointCloud
 from geo_neuralop.kernels.basis import FilterBasis, get_basis
 from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES, NORMALIZATIONS, disco_kernel
 from geo_neuralop.kernels.sparse import DiscoKernel
-from geo_neuralop.utils.cache import BoundedCache, fingerprint
+from geo_neuralop.utils.cache import BoundedCache
 from geo_neuralop.utils.checks import check_positive_int, check_positive_number, is_number
 
 __all__ = ["DiscoConv", "geometry_fingerprint"]
@@ -31,13 +32,6 @@ class _SparseProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return None, None, torch.sparse.mm(ctx.matrix_t, grad.contiguous())
-
-
-def geometry_fingerprint(cloud: PointCloud) -> str:
-    """A digest of everything a DISCO kernel reads from a cloud (positions, weights, frames)."""
-    return fingerprint(cloud.pos, cloud.weights, cloud.manifold,
-                       *(repr(getattr(cloud, key, None))
-                         for key in ("grid_shape", "grid", "domain", "periodic")))
 
 
 def _samples(cloud: Any, name: str) -> list[PointCloud]:
@@ -84,6 +78,9 @@ class DiscoConv(nn.Module):
         Geometries whose kernels are kept.
     max_edges : int
         Largest kernel built (see :func:`~geo_neuralop.kernels.disco_kernel`).
+    radius_name, max_edges_name : str
+        How error messages call ``radius`` and ``max_edges``: a model passes the names
+        of its own arguments (e.g. ``"disco_radius"``).
 
     Shapes
     ------
@@ -119,6 +116,9 @@ class DiscoConv(nn.Module):
         allow_empty: bool = False,
         cache_size: int = 16,
         max_edges: int = DEFAULT_MAX_EDGES,
+        *,
+        radius_name: str = "radius",
+        max_edges_name: str = "max_edges",
     ) -> None:
         super().__init__()
         in_channels = check_positive_int("in_channels", in_channels)
@@ -137,7 +137,9 @@ class DiscoConv(nn.Module):
         self.basis = get_basis(basis, kernel_shape if not isinstance(basis, FilterBasis) else None)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.radius, self.normalization = radius, normalization
-        self.allow_empty, self.max_edges = bool(allow_empty), int(max_edges)
+        self.allow_empty = bool(allow_empty)
+        self.max_edges = check_positive_int("max_edges", max_edges)
+        self.radius_name, self.max_edges_name = str(radius_name), str(max_edges_name)
         k = self.basis.kernel_size
         group_in = in_channels // groups
         scale = math.sqrt(1.0 / (group_in * k))
@@ -170,7 +172,8 @@ class DiscoConv(nn.Module):
         """
         return disco_kernel(src, dst, basis=self.basis, radius=self._radius(radius),
                             normalization=self.normalization, differential=self.differential,
-                            dtype=dtype, allow_empty=self.allow_empty, max_edges=self.max_edges)
+                            dtype=dtype, allow_empty=self.allow_empty, max_edges=self.max_edges,
+                            radius_name=self.radius_name, max_edges_name=self.max_edges_name)
 
     def kernels_of(self, src: PointCloud | Batch | Sequence[PointCloud],
                    dst: PointCloud | Batch | Sequence[PointCloud] | None = None,
@@ -232,8 +235,58 @@ class DiscoConv(nn.Module):
                              f"differential={self.differential}, got one built with "
                              f"differential={flag} (use the layer's build_kernel)")
 
-    def _prepare(self, x: torch.Tensor, src: Any, dst: Any, radius: Any
-                 ) -> tuple[torch.Tensor, list[DiscoKernel], bool, torch.dtype]:
+    def checked_kernels(self, kernel: DiscoKernel | Batch | Sequence[DiscoKernel],
+                        src: PointCloud | Batch | Sequence[PointCloud],
+                        dst: PointCloud | Batch | Sequence[PointCloud] | None = None,
+                        radius: float | Sequence[float] | None = None) -> list[DiscoKernel]:
+        """Prebuilt kernels (e.g. attached to samples by :class:`AttachKernels`), checked to
+        belong to the clouds ``src`` -> ``dst``.
+
+        Every kernel carries the :func:`geometry_fingerprint` of the clouds it was built
+        from; a kernel of another cloud (even one with the same number of points), a
+        kernel without fingerprints, or one of another radius is refused.
+
+        Raises
+        ------
+        ValueError
+            Naming the cloud index and what differs.
+        """
+        if isinstance(kernel, Batch):
+            given = kernel.to_data_list()
+        elif isinstance(kernel, (list, tuple)):
+            given = list(kernel)
+        else:
+            given = [kernel]
+        for k in given:
+            if not isinstance(k, DiscoKernel):
+                raise TypeError(f"kernel must be a DiscoKernel, a batch or a list of them, got "
+                                f"{type(k).__name__}")
+        sources = _samples(src, "src")
+        targets = sources if dst is None else _samples(dst, "dst")
+        if not len(given) == len(sources) == len(targets):
+            raise ValueError(f"{len(given)} kernels given for {len(sources)} src and "
+                             f"{len(targets)} dst clouds")
+        radii = [radius] * len(given) if radius is None or is_number(radius) else list(radius)
+        if len(radii) != len(given):
+            raise ValueError(f"radius holds {len(radii)} values for {len(given)} clouds")
+        for i, (k, s, d, r) in enumerate(zip(given, sources, targets, radii, strict=True)):
+            stored = (getattr(k, "src_fingerprint", None), getattr(k, "dst_fingerprint", None))
+            if None in stored:
+                raise ValueError(f"kernel {i} carries no geometry fingerprint, so it cannot be "
+                                 f"checked against its clouds; rebuild it with disco_kernel or "
+                                 f"the layer's build_kernel")
+            for role, cloud, fp in (("src", s, stored[0]), ("dst", d, stored[1])):
+                if geometry_fingerprint(cloud) != fp:
+                    raise ValueError(
+                        f"kernel {i} was built for another {role} geometry than {role} cloud "
+                        f"{i} ({cloud.num_nodes} points): its positions, weights or grid "
+                        f"differ; build the kernel from this cloud")
+            if r is not None and not math.isclose(float(k.radius), float(r)):
+                raise ValueError(f"kernel {i} has radius {float(k.radius):g}, not {float(r):g}")
+        return given
+
+    def _prepare(self, x: torch.Tensor, src: Any, dst: Any, radius: Any,
+                 kernel: Any = None) -> tuple[torch.Tensor, list[DiscoKernel], bool, torch.dtype]:
         """Checked input ``[B, N_src, C]`` and the kernels (one, or one per cloud)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -242,7 +295,12 @@ class DiscoConv(nn.Module):
         dtype = x.dtype
         if dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # sparse products need single precision; the result is cast back
-        if isinstance(src, DiscoKernel):
+        if kernel is not None:
+            if isinstance(src, DiscoKernel):
+                raise ValueError("with kernel=, src must be the cloud the kernel was built "
+                                 "from (it is checked against the kernel)")
+            kernels = self.checked_kernels(kernel, src, dst, radius)
+        elif isinstance(src, DiscoKernel):
             if dst is not None or radius is not None:
                 raise ValueError("with a prebuilt kernel, dst and radius must not be given")
             kernels = [src]
@@ -291,7 +349,9 @@ class DiscoConv(nn.Module):
 
     def forward(self, x: torch.Tensor, src: PointCloud | Batch | DiscoKernel,
                 dst: PointCloud | Batch | None = None,
-                radius: float | Sequence[float] | None = None) -> torch.Tensor:
+                radius: float | Sequence[float] | None = None, *,
+                kernel: DiscoKernel | Batch | Sequence[DiscoKernel] | None = None
+                ) -> torch.Tensor:
         """Apply the convolution from the points of ``src`` to those of ``dst``.
 
         Parameters
@@ -304,12 +364,18 @@ class DiscoConv(nn.Module):
             Output geometry (default ``src``).
         radius : float or sequence of float, optional
             Overrides the layer's radius (one per cloud of a batch).
+        kernel : DiscoKernel, Batch or list of DiscoKernel, optional
+            Prebuilt kernels of the clouds ``src`` -> ``dst`` (e.g. attached to the
+            samples by :class:`~geo_neuralop.data.AttachKernels`): used instead of
+            building them, after checking that they were built from these clouds
+            (:meth:`checked_kernels`). A kernel given as ``src`` itself is used as
+            it is (no cloud to check it against).
 
         Returns
         -------
         torch.Tensor, shape [B, N_dst, C_out] or [N_dst, C_out]
         """
-        xb, kernels, squeeze, dtype = self._prepare(x, src, dst, radius)
+        xb, kernels, squeeze, dtype = self._prepare(x, src, dst, radius, kernel)
         if len(kernels) > 1:  # one cloud after another: each kernel's CSR stays cached
             parts = xb[0].split([k.total_src for k in kernels])
             out = torch.cat([self._convolve(part[None], kernel)[0]

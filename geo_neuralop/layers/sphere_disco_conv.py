@@ -22,6 +22,7 @@ from torch import nn
 from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
 from geo_neuralop.geometry.sphere import sphere_grid
 from geo_neuralop.kernels.basis import FilterBasis
+from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES
 from geo_neuralop.kernels.sparse import DiscoKernel
 from geo_neuralop.kernels.sphere_ring import SphereRingKernel
 from geo_neuralop.layers.differential_conv import PointDifferentialConv
@@ -157,6 +158,12 @@ class SphereDiscoConv(_SphereLocalConv):
         grids are the same (False: always the sparse kernel; the same operator).
     cache_size : int
         Grids whose kernels are kept.
+    max_edges : int
+        Largest kernel built: a radius covering most of the sphere is refused before
+        anything is allocated, naming the radius and the memory it would take.
+    radius_name, max_edges_name : str
+        How error messages call ``radius`` and ``max_edges`` (a model passes its own
+        argument names, e.g. ``"disco_radius"``).
 
     Shapes
     ------
@@ -179,9 +186,13 @@ class SphereDiscoConv(_SphereLocalConv):
                  kernel_shape: int | tuple[int, ...] = (3, 4), radius: float = math.pi / 16,
                  grid: str = "equiangular", out_grid: str | None = None,
                  basis: str | FilterBasis = "piecewise_linear", bias: bool = False,
-                 normalization: str = "mean", ring: bool = True, cache_size: int = 4) -> None:
+                 normalization: str = "mean", ring: bool = True, cache_size: int = 4,
+                 max_edges: int = DEFAULT_MAX_EDGES, *, radius_name: str = "radius",
+                 max_edges_name: str = "max_edges") -> None:
         conv = DiscoConv(in_channels, out_channels, kernel_shape, basis,
-                         _check_angle("radius", radius), bias=bias, normalization=normalization)
+                         _check_angle(radius_name, radius), bias=bias,
+                         normalization=normalization, max_edges=max_edges,
+                         radius_name=radius_name, max_edges_name=max_edges_name)
         super().__init__(conv, grid, grid if out_grid is None else out_grid, ring, cache_size)
 
     def forward(self, x: torch.Tensor,
@@ -210,7 +221,7 @@ class SphereDifferentialConv(_SphereLocalConv):
     radius : float
         Stencil radius, radians.
     grid : {"equiangular", "legendre-gauss"}
-    basis, bias, ring, cache_size
+    basis, bias, ring, cache_size, max_edges, radius_name, max_edges_name
         As in :class:`SphereDiscoConv`.
     init_length : float, optional
         Scale of the initial weights (default: the radius, so the layer starts as
@@ -225,11 +236,14 @@ class SphereDifferentialConv(_SphereLocalConv):
                  kernel_shape: int | tuple[int, ...] = (3, 4), radius: float = math.pi / 16,
                  grid: str = "equiangular", basis: str | FilterBasis = "piecewise_linear",
                  bias: bool = False, ring: bool = True, init_length: float | None = None,
-                 cache_size: int = 4) -> None:
-        radius = _check_angle("radius", radius)
+                 cache_size: int = 4, max_edges: int = DEFAULT_MAX_EDGES, *,
+                 radius_name: str = "radius", max_edges_name: str = "max_edges") -> None:
+        radius = _check_angle(radius_name, radius)
         conv = PointDifferentialConv(in_channels, out_channels, kernel_shape, basis, radius,
                                      bias=bias,
-                                     init_length=radius if init_length is None else init_length)
+                                     init_length=radius if init_length is None else init_length,
+                                     max_edges=max_edges, radius_name=radius_name,
+                                     max_edges_name=max_edges_name)
         super().__init__(conv, grid, grid, ring, cache_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,11 @@ arbitrary code runs when reading an untrusted file)::
      "geo_neuralop_version": "0.1.0", "extra": <user data or None>,
      "sha256": <digest of all the entries above>}
 
-The digest detects bit flips that ``torch.load`` itself does not notice (the
-zip container does not check tensor data).
+The digest (:mod:`geo_neuralop.utils.digest`) detects bit flips that ``torch.load``
+itself does not notice (the zip container does not check tensor data) and any edit
+of the config or the weights; it is mandatory, so deleting it does not help either.
+Before the model is built, its config is checked against the stored tensors on the
+``meta`` device (:func:`build_checked_model`): a small file cannot ask for a huge model.
 
 Examples
 --------
@@ -30,7 +33,6 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -48,8 +50,10 @@ from geo_neuralop.models.registry import (
     model_name,
 )
 from geo_neuralop.utils.atomic import atomic_path
+from geo_neuralop.utils.digest import DIGEST_KEY, check_digest, payload_digest
 
-__all__ = ["FORMAT", "VERSION", "load_model", "model_name", "read_checkpoint", "save_model"]
+__all__ = ["FORMAT", "VERSION", "build_checked_model", "load_model", "model_name",
+           "read_checkpoint", "save_model"]
 
 #: Value of the ``"format"`` entry of every geo_neuralop model checkpoint.
 FORMAT = "geo_neuralop-model"
@@ -93,37 +97,6 @@ def _check_extra(value: Any, where: str = "extra") -> None:
             _check_extra(item, f"{where}[{key!r}]")
         return
     check_plain(value, where)
-
-
-def _digest(value: Any, h: Any) -> None:
-    """Feed a canonical byte encoding of ``value`` (plain values and tensors) to ``h``."""
-    if isinstance(value, torch.Tensor):
-        t = value.detach()
-        if t.layout != torch.strided:
-            t = t.to_dense()
-        t = t.cpu().contiguous().reshape(-1)
-        h.update(f"T{t.dtype}{tuple(value.shape)};".encode())
-        if t.numel():
-            h.update(t.view(torch.uint8).numpy().tobytes())
-    elif isinstance(value, dict):
-        h.update(f"D{len(value)};".encode())
-        for key, item in value.items():
-            _digest(key, h)
-            _digest(item, h)
-    elif isinstance(value, (list, tuple)):
-        h.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)};".encode())
-        for item in value:
-            _digest(item, h)
-    else:
-        h.update(f"{type(value).__name__}:{value!r};".encode())
-
-
-def _checksum(payload: dict[str, Any]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(k for k in payload if k != "sha256"):
-        _digest(key, h)
-        _digest(payload[key], h)
-    return h.hexdigest()
 
 
 def save_model(
@@ -180,7 +153,7 @@ def save_model(
         "geo_neuralop_version": __version__,
         "extra": extra,
     }
-    payload["sha256"] = _checksum(payload)
+    payload[DIGEST_KEY] = payload_digest(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -255,11 +228,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise ValueError(f"{path} is missing checkpoint entries {missing}")
-    if "sha256" in payload and payload["sha256"] != _checksum(payload):
-        raise ValueError(
-            f"cannot read checkpoint {path}: corrupt file (the sha256 digest of its contents "
-            "does not match the one stored at save time)"
-        )
+    check_digest(payload, f"checkpoint {path}", "model file")
     if not isinstance(payload["config"], dict):
         raise ValueError(f"{path}: config must be a dict, got {type(payload['config']).__name__}")
     if not isinstance(payload["state_dict"], dict):
@@ -304,24 +273,89 @@ def load_model(
         )
     device = torch.device(map_location)
     payload = read_checkpoint(path)
-    name = payload["name"]
-    try:
-        get_model_class(name)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc
-    try:
-        model = get_model(name, **payload["config"])
-    except TypeError as exc:
-        raise TypeError(f"cannot rebuild model {name!r} from {path}: {exc}") from exc
-    except ValueError as exc:
-        raise ValueError(f"cannot rebuild model {name!r} from {path}: {exc}") from exc
-    _load_weights(model, payload["state_dict"], name, path)
+    model = build_checked_model(payload["name"], payload["config"], payload["state_dict"], path)
     return model.to(device)
 
 
-def _load_weights(
+#: A model is refused when its parameters and buffers (non-persistent ones included, which
+#: a file does not store) would take more than this many times the bytes of the stored
+#: tensors, plus :data:`MAX_UNSTORED_BYTES`.
+MAX_UNSTORED_BYTES = 8 * 1024**3
+
+
+def build_checked_model(name: str, config: dict[str, Any], state_dict: dict[str, Any],
+                        source: Any = "checkpoint",
+                        max_unstored_bytes: int = MAX_UNSTORED_BYTES) -> torch.nn.Module:
+    """The registered model ``name`` built from ``config`` with ``state_dict`` loaded, checked
+    before anything is allocated.
+
+    The model is first built on PyTorch's ``meta`` device (shapes, no memory): every
+    stored tensor must have the shape the config gives, so the parameter count is the
+    stored one (bounded by the file that was read), and the tensors the model would
+    hold beyond the stored ones (non-persistent buffers, e.g. spherical harmonic
+    tables) must stay under ``max_unstored_bytes``. Only then is the model built for
+    real. An 8 KB file whose config asks for a model of tens of GB is refused in
+    milliseconds.
+
+    Parameters
+    ----------
+    name : str
+        Registered model name.
+    config : dict
+        Constructor arguments.
+    state_dict : dict of str to torch.Tensor
+        The stored weights.
+    source : object
+        The file, for messages.
+    max_unstored_bytes : int
+        Bound of the bytes the built model holds beyond the stored tensors.
+
+    Raises
+    ------
+    ValueError
+        Unknown model name, weights that do not fit the config (every missing,
+        unexpected or mismatched entry listed), or a model too large for its file.
+    TypeError
+        If the config is not accepted by the model's constructor.
+    """
+    try:
+        get_model_class(name)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {exc}") from exc
+    try:
+        with torch.device("meta"):
+            skeleton = get_model(name, **config)
+    except TypeError as exc:
+        raise TypeError(f"cannot rebuild model {name!r} from {source}: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"cannot rebuild model {name!r} from {source}: {exc}") from exc
+    except (RuntimeError, NotImplementedError):
+        skeleton = None  # a constructor that computes values: checked after building
+    if skeleton is not None:
+        _check_fit(skeleton, state_dict, name, source)
+        stored = sum(t.numel() * t.element_size() for t in state_dict.values()
+                     if isinstance(t, torch.Tensor))
+        needed = sum(t.numel() * t.element_size()
+                     for t in (*skeleton.parameters(), *skeleton.buffers()))
+        if needed > 2 * stored + max_unstored_bytes:
+            raise ValueError(
+                f"model {name!r} of {source} would hold {needed / 1e9:.3g} GB of tensors for "
+                f"{stored / 1e9:.3g} GB of stored weights; its config asks for more than the "
+                f"file can describe (pass max_unstored_bytes= to allow it)")
+    try:
+        model = get_model(name, **config)
+    except TypeError as exc:
+        raise TypeError(f"cannot rebuild model {name!r} from {source}: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"cannot rebuild model {name!r} from {source}: {exc}") from exc
+    _load_weights(model, state_dict, name, source)
+    return model
+
+
+def _check_fit(
     model: torch.nn.Module, stored: dict[str, torch.Tensor], name: str, path: Any
 ) -> None:
+    """Raise ValueError listing every entry of ``stored`` that does not fit ``model``."""
     target = model.state_dict(keep_vars=True)
     missing = [k for k in target if k not in stored]
     unexpected = [k for k in stored if k not in target]
@@ -347,6 +381,13 @@ def _load_weights(
             f"the weights in {path} do not fit model {name!r} built from its config: "
             + ", ".join(parts)
         )
+
+
+def _load_weights(
+    model: torch.nn.Module, stored: dict[str, torch.Tensor], name: str, path: Any
+) -> None:
+    _check_fit(model, stored, name, path)
+    target = model.state_dict(keep_vars=True)
     model.load_state_dict(stored, strict=True)
     # load_state_dict copies into the freshly built tensors, casting to their dtype;
     # keep the stored dtype instead (a model trained in float64 stays float64).

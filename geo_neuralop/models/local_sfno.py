@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES
 from geo_neuralop.layers.sphere_disco_conv import SphereDifferentialConv, SphereDiscoConv
 from geo_neuralop.models.registry import register_model
 from geo_neuralop.models.sfno import SFNO
@@ -45,6 +46,11 @@ class LocalSFNO(SFNO):
         Radius of the differential stencils, radians (default ``disco_radius``).
         Their output is a difference divided by this radius; initial weights are
         scaled by it so the layers start as small as plain differences.
+    max_kernel_edges : int
+        Largest local kernel built (pairs of grid points within the radius): a radius
+        covering most of the sphere (``disco_radius=3.0``) is refused at the first
+        forward pass, before anything is allocated, naming the radius and the memory
+        it would take; raise it to build such a kernel anyway.
 
     Shapes
     ------
@@ -87,6 +93,7 @@ class LocalSFNO(SFNO):
         channel_mlp_skip: str | None = "soft-gating",
         skip: str | None = "linear",
         conv_bias: bool = False,
+        max_kernel_edges: int = DEFAULT_MAX_EDGES,
     ) -> None:
         super().__init__(
             in_channels, out_channels, lmax, hidden_channels=hidden_channels, n_layers=n_layers,
@@ -97,6 +104,8 @@ class LocalSFNO(SFNO):
             use_channel_mlp=use_channel_mlp, channel_mlp_expansion=channel_mlp_expansion,
             channel_mlp_skip=channel_mlp_skip, skip=skip, conv_bias=conv_bias,
         )
+        # messages name the argument the user set (diff_radius defaults to disco_radius)
+        diff_name = "disco_radius" if diff_radius is None else "diff_radius"
         diff_radius = disco_radius if diff_radius is None else diff_radius
         for name, value in (("disco_radius", disco_radius), ("diff_radius", diff_radius)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
@@ -106,12 +115,15 @@ class LocalSFNO(SFNO):
         disco_flags = layer_flags(disco_layers, n_layers, "disco_layers")
         diff_flags = layer_flags(diff_layers, n_layers, "diff_layers")
         # all DISCO layers, then all differential layers (the order of their random weights)
+        limit = {"max_edges": max_kernel_edges, "max_edges_name": "max_kernel_edges"}
         disco = [SphereDiscoConv(hidden_channels, hidden_channels, disco_kernel_shape,
                                  radius=float(disco_radius), grid=block.conv.grid,
-                                 out_grid=block.conv.out_grid) if flag else None
+                                 out_grid=block.conv.out_grid, radius_name="disco_radius",
+                                 **limit) if flag else None
                  for block, flag in zip(self.blocks, disco_flags, strict=True)]
         diff = [SphereDifferentialConv(hidden_channels, hidden_channels, diff_kernel_shape,
-                                       radius=float(diff_radius), grid=block.conv.grid)
+                                       radius=float(diff_radius), grid=block.conv.grid,
+                                       radius_name=diff_name, **limit)
                 if flag else None for block, flag in zip(self.blocks, diff_flags, strict=True)]
         for block, *local in zip(self.blocks, disco, diff, strict=True):
             block.local.extend(layer for layer in local if layer is not None)

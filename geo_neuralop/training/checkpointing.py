@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from geo_neuralop.utils import atomic_path
+from geo_neuralop.utils.digest import DIGEST_KEY, check_digest, payload_digest
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     ----------
     path : str or Path
     state : mapping
-        Anything ``torch.save`` accepts; tensors are saved from their device.
+        Plain values and tensors (saved from their device); a ``"sha256"`` digest of
+        them is added (:func:`~geo_neuralop.utils.digest.payload_digest`).
 
     Returns
     -------
@@ -117,9 +119,11 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
         ``path``.
     """
     path = Path(path)
+    payload = dict(state)
+    payload[DIGEST_KEY] = payload_digest(payload)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(dict(state), f)
+            torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
     _fsync_dir(path.parent)
@@ -144,7 +148,9 @@ def load_checkpoint(
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a readable checkpoint (naming the file and the cause).
+        If the file is not a readable checkpoint (naming the file and the cause), or a
+        training checkpoint (``format`` :data:`FORMAT`) has no digest or one that does
+        not match its contents (bits flipped on disk, or edited).
     """
     path = Path(path)
     if not path.exists():
@@ -158,6 +164,9 @@ def load_checkpoint(
                          f"{first_line}") from exc
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
+    if state.get("format") == FORMAT or DIGEST_KEY in state:
+        check_digest(state, f"checkpoint {path}", "training checkpoint")
+    state.pop(DIGEST_KEY, None)
     return state
 
 

@@ -52,6 +52,7 @@ import yaml
 from geo_neuralop.models.registry import get_model_class, list_models
 from geo_neuralop.training.trainer_config import TrainerConfig
 from geo_neuralop.utils import atomic_path
+from geo_neuralop.utils.yaml_values import load_yaml, yaml_error_location
 
 __all__ = [
     "DATA_KEYS",
@@ -491,30 +492,14 @@ def dataset_problem(path: str | os.PathLike) -> str | None:
 # --------------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3``, ``5E+4`` as floats (YAML 1.2 style)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
 def read_yaml(text: str, source: str = "<string>") -> Any:
     """Parse YAML text (floats in scientific notation included); errors name the line."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        return load_yaml(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError([f"YAML syntax error at{where}: {problem}"], source) from error
+        where = yaml_error_location(error)
+        joint = " at " if where.startswith("line ") else ": "
+        raise ConfigError([f"YAML syntax error{joint}{where}"], source) from error
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

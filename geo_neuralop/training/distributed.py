@@ -134,7 +134,11 @@ def select_device(device: str | torch.device = "auto", local_rank: int = 0) -> t
     if device == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else \
             torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"device={device!r} is not a device; use auto, cpu, cuda or cuda:I "
+                         f"(e.g. cuda:0)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but CUDA is not available")

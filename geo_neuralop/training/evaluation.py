@@ -26,9 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from geo_neuralop.data import save_predictions
 from geo_neuralop.geometry.triangulation import with_grid_faces
-from geo_neuralop.models import get_model
 from geo_neuralop.models.checkpoint import FORMAT as MODEL_FORMAT
-from geo_neuralop.models.checkpoint import load_model, read_checkpoint
+from geo_neuralop.models.checkpoint import build_checked_model, load_model, read_checkpoint
 from geo_neuralop.training.adapters import (
     DataSpec,
     check_family,
@@ -110,9 +109,8 @@ def load_trained_model(checkpoint: str | os.PathLike,
             raise ValueError(f"{path} is a training checkpoint without an experiment "
                              f"description (not written by geo-neuralop train)")
         check_format(state, str(path))
-        model = get_model(experiment["model_name"], **state["model_config"])
-        model.load_state_dict(state["model"])
-        model = model.to(map_location)
+        model = build_checked_model(experiment["model_name"], state["model_config"],
+                                    state["model"], path).to(map_location)
     else:
         raise ValueError(f"{path} is not a geo_neuralop checkpoint (format="
                          f"{state.get('format')!r})")

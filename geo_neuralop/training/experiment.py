@@ -12,6 +12,7 @@ saves it and evaluates it; files in the run folder::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -40,6 +41,7 @@ from geo_neuralop.training.evaluation import (
     evaluate_model,
     load_trained_model,
 )
+from geo_neuralop.training.run_folder import RunFolderError, open_run_folder
 from geo_neuralop.training.trainer import Trainer, TrainerConfig
 
 __all__ = ["DEFAULT_RUNS_DIR", "Experiment", "build_experiment", "build_model",
@@ -243,13 +245,22 @@ def run_experiment(config: Mapping[str, Any] | str | os.PathLike,
     """
     exp = build_experiment(config, out_dir, overrides)
     cfg, out = exp.config, exp.out_dir
-    if resume:
-        _check_resume(out, cfg)
+    guard: contextlib.AbstractContextManager = contextlib.nullcontext(out)
+    if _rank() == 0:  # only rank 0 writes files
+        guard = open_run_folder(out, resume=resume, overwrite=overwrite)
+    try:
+        with guard:  # a folder of ours, locked: its config.yaml is the old run's
+            if resume:
+                _check_resume(out, cfg)
+            return _train_and_evaluate(exp, resume, overwrite, evaluate)
+    except RunFolderError as error:
+        raise ConfigError([f"trainer.out_dir: {error}"]) from error
+
+
+def _train_and_evaluate(exp: Experiment, resume: bool, overwrite: bool,
+                        evaluate: bool | None) -> dict[str, Any]:
+    cfg, out = exp.config, exp.out_dir
     if _rank() == 0:
-        if not resume and not overwrite and exp.trainer.checkpoints.exists():
-            raise ConfigError([f"trainer.out_dir: {out} already holds a run; pass --resume to "
-                               f"continue it, --overwrite to start over, or choose another "
-                               f"--out"])
         dump_config(cfg, out / "config.yaml")
     start = time.perf_counter()
     history = exp.trainer.fit(resume=resume, overwrite=overwrite)

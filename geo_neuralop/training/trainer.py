@@ -6,7 +6,9 @@
 ``metric_fn(pred, target, quadrature)``; settings are a :class:`TrainerConfig`.
 Rank 0 writes ``checkpoints/{last,previous,best}.pt`` and ``metrics.{jsonl,csv}``
 under ``out_dir``. Runs resume exactly (bitwise on the CPU) from any checkpoint,
-SIGTERM writes one and exits 143, and a non-finite loss stops before the update.
+SIGTERM and Ctrl-C (SIGINT) write one and exit 143 and 130, and a non-finite loss stops
+before the update. The run folder is written only when it is new, empty or a run of
+ours, by one process at a time (:mod:`~geo_neuralop.training.run_folder`).
 The design notes are in ``docs/design/training.md``.
 """
 
@@ -54,6 +56,7 @@ from geo_neuralop.training.distributed import (
 )
 from geo_neuralop.training.losses import LpLoss
 from geo_neuralop.training.metrics import MetricAverager, MetricLog
+from geo_neuralop.training.run_folder import open_run_folder
 from geo_neuralop.training.trainer_config import TrainerConfig
 
 logger = logging.getLogger(__name__)
@@ -67,7 +70,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(SystemExit):
-    """Raised after a SIGTERM once the checkpoint is written; exit code ``128 + signum``."""
+    """Raised after SIGTERM or SIGINT (Ctrl-C) once the checkpoint is written; exit code
+    ``128 + signum`` (143, 130)."""
 
 
 def _is_pyg(obj: Any) -> bool:
@@ -151,6 +155,12 @@ def _count_samples(target: torch.Tensor, kwargs: Mapping[str, Any]) -> int:
     if isinstance(quad, PointQuadrature):
         return quad.num_graphs
     return int(target.shape[0]) if target.dim() > 0 else 1
+
+
+def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
+    """In DataLoader workers: Ctrl-C reaches the whole process group, but only the main
+    process acts on it (checkpoint, then exit 130); a worker that died would break that."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _make_collate(collate: Any, dataset: Dataset) -> Callable[[list], Any]:
@@ -332,7 +342,7 @@ class Trainer:
             num_workers=cfg.num_workers, collate_fn=_make_collate(cfg.collate,
                                                                   self.train_dataset),
             drop_last=cfg.drop_last, generator=self.loader_generator,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_sigint,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self._is_setup = True
@@ -357,12 +367,17 @@ class Trainer:
 
     # ---- signals ----------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        if signum == signal.SIGINT and self._stop_signal is not None:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once, without a checkpoint
         self._stop_signal = signum
 
-    def _install_signal_handler(self) -> Any:
+    def _install_signal_handler(self) -> dict[int, Any]:
+        """SIGTERM and SIGINT (Ctrl-C) ask for a checkpoint and a stop; returns the old
+        handlers (none off the main thread, where signals cannot be caught)."""
         if threading.current_thread() is not threading.main_thread():
-            return None
-        return signal.signal(signal.SIGTERM, self._on_signal)
+            return {}
+        return {signum: signal.signal(signum, self._on_signal)
+                for signum in (signal.SIGTERM, signal.SIGINT)}
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
         """Ask the loop to checkpoint and stop after the current step (as SIGTERM does)."""
@@ -492,12 +507,23 @@ class Trainer:
         NonFiniteLossError
             On a NaN/inf loss; ``last.pt`` is the last good checkpoint.
         TrainingInterrupted
-            After SIGTERM, once the checkpoint is written (exit code 143).
+            After SIGTERM or SIGINT, once the checkpoint is written (exit code 143 or 130).
+        RunFolderError
+            If ``out_dir`` holds files that are not a run of ours.
+        FolderBusyError
+            If another process is writing into ``out_dir``.
         ValueError
             If ``out_dir`` has checkpoints and neither ``resume`` nor ``overwrite``.
         """
         self._setup()
-        previous_handler = self._install_signal_handler()
+        folder: contextlib.AbstractContextManager = contextlib.nullcontext()
+        if self.is_main:  # refuses a folder of someone else's files; one writer at a time
+            folder = open_run_folder(self.out_dir, resume=resume, overwrite=overwrite)
+        with folder:
+            return self._fit(resume, overwrite)
+
+    def _fit(self, resume: bool, overwrite: bool) -> list[dict[str, Any]]:
+        previous_handlers = self._install_signal_handler()
         try:
             self._prepare_run(resume, overwrite)
             cfg = self.config
@@ -506,8 +532,8 @@ class Trainer:
                 self._end_epoch()
             return list(self.history)
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGTERM, previous_handler)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None

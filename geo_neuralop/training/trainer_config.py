@@ -193,9 +193,22 @@ def _check_field(name: str, value: Any, prefix: str) -> None:
     elif name in ("out_dir", "device"):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{where}: must be a non-empty string, got {value!r}")
+        if name == "device" and value != "auto" and not _is_device(value):
+            raise ValueError(f"{where}: {value!r} is not a device; use auto, cpu, cuda or "
+                             f"cuda:I (e.g. cuda:0)")
     elif name in ("shuffle", "drop_last", "progress", "tensorboard", "deterministic"):
         if not isinstance(value, bool):
             raise ValueError(f"{where}: must be true or false, got {value!r}")
+
+
+def _is_device(text: str) -> bool:
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------

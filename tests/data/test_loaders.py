@@ -130,3 +130,21 @@ def test_attach_kernels_caches_per_geometry_and_batches(swe_root):
     torch.testing.assert_close(merged.responses(batch.x), per_sample)
     with pytest.raises(ValueError, match="at least one"):
         AttachKernels()
+
+
+def test_attached_kernels_are_checked_against_the_batch(swe_root):
+    """K28 where the clouds are known: kernels attached by AttachKernels are given to a layer
+    with the batch, and refused for a batch of another geometry."""
+    from torch_geometric.loader import DataLoader
+
+    from geo_neuralop.geometry import sphere_grid
+    from geo_neuralop.layers import DiscoConv
+
+    transform = AttachKernels(local=dict(radius=0.5, kernel_shape=(3, 4)))
+    ds = load_dataset(swe_root, "train", transform=transform)
+    batch = next(iter(DataLoader(ds, batch_size=2)))
+    conv = DiscoConv(ds[0].x.shape[1], 4, (3, 4), radius=0.5)
+    torch.testing.assert_close(conv(batch.x, batch, kernel=batch.local), conv(batch.x, batch))
+    other = [sphere_grid(16, 32, "legendre-gauss")] * 2  # same point count, other rule
+    with pytest.raises(ValueError, match="another src geometry"):
+        conv(batch.x, other, kernel=batch.local)

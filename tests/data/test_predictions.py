@@ -84,3 +84,26 @@ def test_damaged_and_foreign_files(tmp_path):
         f["times"] = np.zeros(5)
     with pytest.raises(ValueError, match=r"truth has shape \(3, \d+, 2\), expected \(5,"):
         load_predictions(good)
+
+
+@pytest.mark.parametrize("value, message", [
+    ('["u", "v"', r"the attribute field_names is not valid JSON"),
+    ('{"u": 1}', r"the attribute field_names must be a JSON list of strings"),
+])
+def test_broken_field_names_name_the_file_and_attribute(tmp_path, value, message):
+    """R14: broken JSON in field_names surfaced as "Expecting ',' delimiter: line 1 ..." with
+    neither the file nor the attribute named."""
+    cloud = perforated_rectangle_mesh(0.06)
+    truth, prediction = _fields(cloud)
+    path = save_predictions(tmp_path / "p.h5", cloud, truth, prediction, ["u", "v"])
+    with h5py.File(path, "a") as f:
+        f.attrs["field_names"] = value
+    with pytest.raises(ValueError, match=f"{path}: {message}"):
+        load_predictions(path)
+
+
+def test_a_folder_is_not_a_prediction_file(tmp_path):
+    """R20: a directory was reported as 'not a readable HDF5 file (truncated or corrupted?)'
+    with a raw HDF5 errno dump."""
+    with pytest.raises(ValueError, match=f"^{tmp_path} is a folder, not a prediction file"):
+        load_predictions(tmp_path)

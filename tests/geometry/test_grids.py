@@ -69,3 +69,14 @@ def test_bad_grid_arguments():
     with pytest.raises(TypeError, match=r"shape\[1\] must be an int"):
         regular_grid((4, 4.0))
     np.testing.assert_allclose(regular_grid((3,), periodic=True).weights.numpy(), [1 / 3] * 3)
+
+
+def test_numpy_sizes_and_an_infinite_domain():
+    """G45: regular_grid(np.array([4, 4])) was refused; G43: an infinite domain was reported as
+    'a NaN position at point index 0' (both fixed by the redesign, kept by this test)."""
+    import numpy as np
+
+    assert regular_grid(np.array([4, 4])).grid_shape == (4, 4)
+    assert regular_grid((np.int32(3), 5), domain=(np.float32(0), np.float64(2))).num_nodes == 15
+    with pytest.raises(ValueError, match=r"domain\[0\] = \(0, inf\) must be finite"):
+        regular_grid((4, 4), domain=[(0, float("inf")), (0, 1)])

@@ -14,6 +14,7 @@ from geo_neuralop.geometry import (
     jittered_rectangle_mesh,
     to_mesh,
 )
+from geo_neuralop.geometry.mesh_conversion import split_quads
 from tests.conftest import observed_order
 
 
@@ -131,3 +132,36 @@ def test_from_mesh_bad_input():
         to_mesh(_cloud_with_fields(), fields={"bad": np.zeros(5)})
     with pytest.raises(ValueError, match="kind must be one of"):
         to_mesh(_cloud_with_fields(), kind="vtk")
+
+
+def _shoelace(poly: np.ndarray) -> float:
+    x, y = poly[:, 0], poly[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+@pytest.mark.parametrize("reflex", [0, 1, 2, 3])
+def test_non_convex_quads_are_split_inside(float64, reflex):
+    """G34: an arrow-head quad was split along the diagonal outside it: weights summed to 2.5
+    for an area of 1.5. The split now follows the inside diagonal, whichever vertex is reflex,
+    and the weights add up to the quad's area (the shoelace formula); 3D z = 0 storage too."""
+    arrow = np.array([[0.0, 0.0], [3.0, 1.5], [0.0, 3.0], [1.0, 1.5]])
+    quad = np.roll(arrow, -((3 - reflex) % 4), axis=0)  # the reflex vertex at `reflex`
+    area = _shoelace(quad)
+    assert area == pytest.approx(3.0)
+    for points in (quad, np.column_stack([quad, np.zeros(4)])):
+        cloud = from_mesh(meshio.Mesh(points, [("quad", [[0, 1, 2, 3]])]))
+        assert cloud.weights.sum().item() == pytest.approx(area, rel=1e-14)
+
+
+def test_convex_quads_keep_the_first_diagonal():
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    assert split_quads(square, np.array([[0, 1, 2, 3]])).tolist() == [[0, 1, 2], [0, 2, 3]]
+
+
+def test_collinear_triangle_is_named_as_a_face():
+    """G20: a zero-area triangle of distinct vertices was reported as 'weights[0] = 0.0' (a
+    weight the user never gave) instead of the degenerate face the README promises."""
+    points = np.array([[0, 0], [1, 0], [2, 0], [0, 1.0]])
+    with pytest.raises(ValueError, match=r"degenerate \(zero-area\) triangle: face index 1 = "
+                                         r"\[0, 1, 2\]"):
+        from_mesh((points, np.array([[0, 1, 3], [0, 1, 2]])))

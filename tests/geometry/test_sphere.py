@@ -102,3 +102,27 @@ def test_sphere_bad_arguments():
         icosphere(-1)
     with pytest.raises(ValueError, match="at least 4"):
         fibonacci_sphere(3)
+
+
+def test_numpy_integers_are_accepted():
+    """G59: fibonacci_sphere(np.int64(100)) was refused ('must be an int')."""
+    assert fibonacci_sphere(np.int64(100)).num_nodes == 100
+    assert icosphere(np.int32(1)).num_nodes == 42
+    assert sphere_grid(np.int64(4), np.int64(8)).num_nodes == 32
+
+
+def test_points_on_one_great_circle_are_refused_by_name():
+    """G60: ten points on the equator reached scipy ('Rank of input points must be at least
+    3'); the docstring forbids them, now the library says so itself."""
+    lon = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+    for tilt in (0.0, 0.7):  # the equator, and a tilted great circle
+        pts = np.stack([np.cos(lon), np.sin(lon) * np.cos(tilt), np.sin(lon) * np.sin(tilt)], 1)
+        with pytest.raises(ValueError, match="points all lie on one great circle"):
+            from_sphere_points(pts)
+
+
+def test_one_latitude_ring_names_nlat():
+    """G49/M21: sphere_grid(1, 4) named an internal rule ('Clenshaw-Curtis needs at least 2
+    nodes'); the message names nlat now (fixed by the redesign, kept by this test)."""
+    with pytest.raises(ValueError, match="nlat must be at least 2, got nlat=1"):
+        sphere_grid(1, 4)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -190,10 +191,20 @@ def test_a_radius_covering_most_of_a_large_cloud_is_refused_before_allocating():
 
     cloud = regular_grid((200, 100), dtype=torch.float64)
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"radius 3 gives about .* kernel edges .* GB"):
+    with pytest.raises(ValueError, match=r"radius=3 gives about .* kernel edges .* GB"):
         disco_kernel(cloud, radius=3.0)
     assert time.perf_counter() - start < 5.0  # nothing was built
     small = regular_grid((12, 12), dtype=torch.float64)
     with pytest.raises(ValueError, match="max_edges=100"):
         disco_kernel(small, radius=3.0, max_edges=100)
     assert disco_kernel(small, radius=3.0, max_edges=10**6).edge_index.shape[1] == 144**2
+
+
+def test_numpy_scalar_radius():
+    """K06: radius=np.float32(0.1) was refused ('radius must be a number'); NumPy scalars are
+    accepted and give the kernel of the equal Python float."""
+    grid = regular_grid((10, 10), dtype=torch.float64)
+    a = disco_kernel(grid, radius=np.float64(0.25))
+    b = disco_kernel(grid, radius=0.25)
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_values, b.edge_values)
+    assert disco_kernel(grid, radius=np.float32(0.25)).edge_values.shape[1] == 2

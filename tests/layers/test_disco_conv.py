@@ -167,3 +167,54 @@ def test_layer_bad_input():
     half = conv(torch.randn(1, 64, 3).half(), grid)  # computed in float32, cast back
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
     assert np.isfinite(conv(torch.randn(1, 64, 3), kernel).detach().numpy()).all()
+
+
+def test_a_kernel_of_another_cloud_with_the_same_point_count_is_refused():
+    """K28: a prebuilt kernel of another mesh with the same number of points was applied
+    silently. Kernels carry fingerprints of their clouds, checked where the clouds are given."""
+    a = jittered_rectangle_mesh((10, 10), seed=1)
+    b = jittered_rectangle_mesh((10, 10), seed=2)  # same point count, other positions
+    assert a.num_nodes == b.num_nodes
+    conv = DiscoConv(2, 3, (3, 4), radius=0.25)
+    kernel_a = conv.build_kernel(a)
+    x = torch.randn(a.num_nodes, 2)
+    torch.testing.assert_close(conv(x, a, kernel=kernel_a), conv(x, a))
+    with pytest.raises(ValueError, match="kernel 0 was built for another src geometry than "
+                                         "src cloud 0"):
+        conv(x, b, kernel=kernel_a)
+    # the same positions with other weights, or periodic instead of not, differ too
+    c = PointCloud(a.pos, a.weights * 2.0, faces=a.faces)
+    with pytest.raises(ValueError, match="another src geometry"):
+        conv(x, c, kernel=kernel_a)
+    grid, periodic = regular_grid((8, 8)), regular_grid((8, 8), periodic=True)
+    with pytest.raises(ValueError, match="another src geometry"):
+        conv(torch.randn(64, 2), regular_grid((8, 8), domain=(0.0, 2.0)),
+             kernel=conv.build_kernel(grid))
+    assert conv.build_kernel(periodic).src_fingerprint != conv.build_kernel(grid).src_fingerprint
+    # a kernel onto another destination cloud is checked on both sides
+    onto = conv.build_kernel(a, grid)
+    conv(x, a, grid, kernel=onto)
+    with pytest.raises(ValueError, match="another dst geometry than dst cloud 0"):
+        conv(x, a, periodic, kernel=onto)
+    with pytest.raises(ValueError, match="radius 0.25, not 0.3"):
+        conv(x, a, kernel=kernel_a, radius=0.3)
+    unmarked = disco_kernel(a, kernel_shape=(3, 4), radius=0.25)
+    del unmarked.src_fingerprint
+    with pytest.raises(ValueError, match="carries no geometry fingerprint"):
+        conv(x, a, kernel=unmarked)
+
+
+def test_float64_and_bfloat16_inputs_to_a_float32_layer():
+    """K21: a float64 input to a float32 layer failed in the matmul; it now runs in float64 and
+    equals the float64 layer. K20/K22 (float16, int64) are checked in test_layer_bad_input."""
+    mesh = jittered_rectangle_mesh((8, 8), seed=3, dtype=torch.float64)
+    conv = DiscoConv(2, 3, (3, 4), radius=0.3)
+    x = torch.randn(mesh.num_nodes, 2, dtype=torch.float64)
+    out = conv(x, mesh)
+    assert out.dtype == torch.float64
+    double = DiscoConv(2, 3, (3, 4), radius=0.3).double()
+    double.load_state_dict(conv.state_dict())
+    torch.testing.assert_close(out, double(x, mesh), rtol=1e-12, atol=1e-12)
+    low = conv(x.to(torch.bfloat16), mesh)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.double(), out, rtol=0.05, atol=0.05)

@@ -19,8 +19,10 @@ from torch_geometric.data import Batch
 
 from geo_neuralop.geometry import jittered_rectangle_mesh
 from geo_neuralop.models import get_model, list_models, load_model, read_checkpoint, save_model
-from geo_neuralop.models.checkpoint import FORMAT, VERSION, _checksum
+from geo_neuralop.models.checkpoint import FORMAT, VERSION
 from geo_neuralop.models.registry import register_model, unregister_model
+from geo_neuralop.utils.digest import payload_digest
+from tests.conftest import memory_cap
 
 
 def _generator() -> torch.Generator:
@@ -189,7 +191,7 @@ def _rewrite(path, edit: Callable[[dict], None]) -> None:
     """Edit a checkpoint's payload and store it again with a valid digest."""
     payload = torch.load(path, weights_only=True)
     edit(payload)
-    payload["sha256"] = _checksum(payload)
+    payload["sha256"] = payload_digest(payload)
     torch.save(payload, path)
 
 
@@ -229,7 +231,7 @@ def test_flipped_weight_byte_is_detected(saved):
     data[at + len(weight) // 2] ^= 0x10
     path.write_bytes(bytes(data))
     torch.load(path, weights_only=True)  # torch itself does not notice
-    with pytest.raises(ValueError, match="corrupt file.*sha256"):
+    with pytest.raises(ValueError, match="corrupt or edited model file.*sha256"):
         load_model(path)
 
 
@@ -380,3 +382,91 @@ def test_map_location_cuda(saved):
     x = torch.randn(1, 2, 16, 16, generator=_generator())
     with torch.no_grad():
         torch.testing.assert_close(loaded(x.cuda()).cpu(), model.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+# --- files edited by hand, crafted configs (RELIABILITY.md M43, M48, M52) -----------------------
+def _store_without_digest(path, edit: Callable[[dict], None]) -> None:
+    payload = torch.load(path, weights_only=True)
+    edit(payload)
+    payload.pop("sha256")
+    torch.save(payload, path)
+
+
+def test_edited_weight_without_its_digest_is_refused(saved):
+    """M43: deleting the digest no longer lets an edited weight load."""
+    _, path = saved
+
+    def edit(payload):
+        payload["state_dict"]["head.weight"].mul_(2.0)
+
+    _store_without_digest(path, edit)
+    with pytest.raises(ValueError, match="has no sha256 digest.*edited"):
+        load_model(path)
+
+
+def test_edited_activation_without_its_digest_is_refused(tmp_path):
+    """M48: gelu -> relu in the stored config (digest removed) is refused, not loaded as a
+    relu model with gelu weights."""
+    config, _ = _fno_case()
+    path = tmp_path / "fno.pt"
+    save_model(get_model("fno", **config), path)
+    assert read_checkpoint(path)["config"]["activation"] == "gelu"
+    _store_without_digest(path, lambda p: p["config"].update(activation="relu"))
+    with pytest.raises(ValueError, match="sha256"):
+        load_model(path)
+
+
+def test_small_file_asking_for_a_huge_model_is_refused_before_building(saved):
+    """M52: a config of tens of GB next to a few KB of weights is refused from the meta-device
+    shapes, before any memory is allocated (the real build would need ~57 GB)."""
+    import resource
+
+    _, path = saved
+    config, _ = _fno_case()
+    model = get_model("fno", **config)
+    torch.save({"format": FORMAT, "version": VERSION, "name": "fno",
+                "state_dict": model.state_dict(), "geo_neuralop_version": "0.2",
+                "extra": None,
+                "config": {**model.config, "hidden_channels": 512, "n_modes": [32, 32],
+                           "n_layers": 50}}, path)
+    payload = torch.load(path, weights_only=True)
+    payload["sha256"] = payload_digest(payload)
+    torch.save(payload, path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with memory_cap(2 * 1024**3), pytest.raises(ValueError, match=r"do not fit model 'fno'.*"
+                                                                  r"shape mismatches"):
+        load_model(path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200
+
+
+class _BigTable(torch.nn.Module):
+    """A model whose non-persistent buffer (not stored in files) grows with its config."""
+
+    def __init__(self, table_size: int = 4) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+        self.register_buffer("table", torch.zeros(table_size), persistent=False)
+
+
+def test_model_holding_far_more_than_its_file_is_refused(tmp_path):
+    """The bound on tensors a file does not store: a config asking for a 17 GB non-persistent
+    table next to 12 bytes of weights is refused on the meta device, before allocating."""
+    from geo_neuralop.models.checkpoint import build_checked_model
+
+    register_model("test_big_table")(_BigTable)
+    try:
+        path = tmp_path / "t.pt"
+        save_model(_BigTable(), path)
+        _rewrite(path, lambda p: p["config"].update(table_size=2**32))
+        with memory_cap(2 * 1024**3), pytest.raises(ValueError, match="would hold 17.2 GB of "
+                                                                      "tensors for 1.2e-08 GB"):
+            load_model(path)
+        small = build_checked_model("test_big_table", {"table_size": 1000},
+                                    {"weight": torch.full((3,), 2.0)}, "x.pt")
+        assert torch.equal(small.weight, torch.full((3,), 2.0)) and small.table.numel() == 1000
+        with pytest.raises(ValueError, match="would hold"):
+            build_checked_model("test_big_table", {"table_size": 1000},
+                                {"weight": torch.full((3,), 2.0)}, "x.pt", max_unstored_bytes=0)
+    finally:
+        unregister_model("test_big_table")

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from geo_neuralop.geometry import sphere_grid
+from geo_neuralop.layers import SphereDiscoConv
 from geo_neuralop.models import SFNO, LocalSFNO
+from tests.conftest import memory_cap
 
 
 def sphere_field(nlat: int, nlon: int, grid: str = "equiangular") -> tuple[torch.Tensor, object]:
@@ -108,3 +110,48 @@ def test_ring_fft_path_equals_sparse_kernels():
         assert len(disco.rings) == 1 and len(diff.rings) == 0
         (ring,) = (disco.rings.get_or_build(key, None) for key in disco.rings)
         assert ring.kernel_size == disco.kernel_size + diff.kernel_size
+
+
+def test_a_radius_covering_the_sphere_is_refused_naming_the_argument_and_memory():
+    """K31: LocalSFNO(disco_radius=3.0) passed 5 GB within seconds on a 64 x 128 grid. The
+    edge count is estimated before anything is allocated and refused above the limit, naming
+    the model's argument and the memory; max_kernel_edges raises the limit."""
+    import resource
+    import time
+
+    model = LocalSFNO(1, 1, lmax=8, hidden_channels=4, n_layers=1, disco_radius=3.0)
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    expected = (r"^disco_radius=3 gives about 6\.\d+e\+07 kernel edges .* about [\d.]+ GB of "
+                r"memory while building; this is above max_kernel_edges=5e\+07\. Use a smaller "
+                r"disco_radius, or raise max_kernel_edges")
+    with memory_cap(2 * 1024**3), pytest.raises(ValueError, match=expected):
+        model(torch.randn(1, 1, 64, 128))
+    assert time.perf_counter() - start < 10
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 500  # MB
+    small = LocalSFNO(1, 1, lmax=4, hidden_channels=4, n_layers=1, disco_radius=3.0,
+                      diff_layers=False, max_kernel_edges=2000)
+    with pytest.raises(ValueError, match="above max_kernel_edges=2000"):
+        small(torch.randn(1, 1, 8, 16))
+    small = LocalSFNO(1, 1, lmax=4, hidden_channels=4, n_layers=1, disco_radius=3.0,
+                      diff_layers=False, max_kernel_edges=10**5)
+    assert torch.isfinite(small(torch.randn(1, 1, 8, 16))).all()
+    with pytest.raises(ValueError, match="radius=3 gives about .* above max_edges=100"):
+        SphereDiscoConv(1, 1, radius=3.0, max_edges=100)(torch.randn(1, 1, 8, 16))
+
+
+@pytest.mark.parametrize("kwargs, shape, name", [
+    ({"disco_radius": 1e-4}, (8, 16), "disco_radius"),  # M24: a tiny radius
+    ({"disco_radius": 0.4, "diff_radius": 1e-4}, (8, 16), "diff_radius"),
+    ({}, (2, 2), "disco_radius"),  # M25: a 2 x 2 grid
+], ids=["tiny-disco-radius", "tiny-diff-radius", "2x2-grid"])
+def test_a_differential_stencil_that_cannot_be_built_names_the_argument(kwargs, shape, name):
+    """M24/M25: 'the radius is too small for a differential kernel' did not say which
+    argument to change, nor that the grid was the problem."""
+    model = LocalSFNO(1, 1, lmax=2, hidden_channels=4, n_layers=1, **kwargs)
+    grid = f"{shape[0]} x {shape[1]} grid"
+    with pytest.raises(ValueError, match=rf"^{name}=[\d.e-]+ is too small for a differential "
+                                         rf"kernel on this {grid}: .* nearest other point is "
+                                         rf"[\d.]+ away\); use a larger {name} .* or a finer "
+                                         rf"grid"):
+        model(torch.randn(1, 1, *shape))

@@ -58,7 +58,11 @@ def _child(mode, out_dir, at):
         if info["global_step"] == at:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    trainer.step_callbacks.append(pause if mode == "pause" else sigterm)
+    def sigint(tr, info):  # Ctrl-C
+        if info["global_step"] == at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer.step_callbacks.append({"pause": pause, "sigterm": sigterm, "sigint": sigint}[mode])
     trainer.fit()
 
 
@@ -140,6 +144,20 @@ def test_sigterm_writes_a_checkpoint_and_resume_matches(reference_run, tmp_path,
     assert proc.exitcode == 128 + signal.SIGTERM
     state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert state["progress"]["global_step"] == stop_at  # the step in progress was finished
+    history = build_run(tmp_path).fit(resume=True)
+    ref_out, ref_history = reference_run
+    assert _assert_same_run(ref_out, ref_history, tmp_path, history)
+
+
+def test_ctrl_c_writes_a_checkpoint_exits_130_and_resume_matches(reference_run, tmp_path):
+    """T37: Ctrl-C (SIGINT) gave a KeyboardInterrupt traceback and no checkpoint; now it is
+    handled as SIGTERM is: the step in progress is finished, a checkpoint written, exit 130."""
+    stop_at = STEPS_PER_EPOCH + 3
+    proc = _start("sigint", tmp_path, stop_at)
+    proc.join(timeout=120)
+    assert proc.exitcode == 128 + signal.SIGINT == 130
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["progress"]["global_step"] == stop_at
     history = build_run(tmp_path).fit(resume=True)
     ref_out, ref_history = reference_run
     assert _assert_same_run(ref_out, ref_history, tmp_path, history)

@@ -234,3 +234,48 @@ def test_field_names_cannot_escape_the_output_folder_without_rendering(tmp_path,
     assert _files_outside(tmp_path, [source, out]) == []
     assert all(Path(p).resolve().is_relative_to(out.resolve()) for p in written)
     assert (out / "_p__escape_frame0001.png").exists()
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def test_render_cli_errors_are_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
+    """R16/R17 (--fps 0 / -5: ZeroDivisionError and PIL OverflowError tracebacks after the
+    PNG), R18 (an unwritable --output-dir: PermissionError traceback, simulated since the
+    tests may run as root), R20 (a folder given as the prediction file), R14 (broken JSON in
+    an attribute). Nothing is rendered; VTK is never touched."""
+    import pathlib
+
+    import h5py
+
+    from geo_neuralop.cli import main
+
+    source = tmp_path / "p.h5"
+    _escape_predictions(source)
+    for fps in ("0", "-5"):
+        assert main(["render", str(source), "--animate", "gif", f"--fps={fps}"]) == 2
+        assert _one_line(capsys.readouterr().err) == (
+            f"geo-neuralop render: --fps must be a positive number of frames per second, got "
+            f"{fps}")
+    assert main(["render", str(tmp_path)]) == 2
+    assert "is a folder, not a prediction file" in _one_line(capsys.readouterr().err)
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name == "frozen":
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    assert main(["render", str(source), "--output-dir", str(tmp_path / "frozen")]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "cannot access" in line and "frozen" in line and "Operation not permitted" in line
+    with h5py.File(source, "a") as f:
+        f.attrs["field_names"] = '["a", "b"'
+    assert main(["render", str(source)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert str(source) in line and "field_names is not valid JSON" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.h5"]

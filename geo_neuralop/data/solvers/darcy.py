@@ -22,14 +22,30 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from geo_neuralop.utils.checks import is_int
+
 #: Cosine modes per direction drawn for the permeability field, at every resolution.
 PERMEABILITY_MODES = 64
 
 
-def _check_n(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 3:
-        raise ValueError(f"{name} must be an int >= 3, got {n!r}")
-    return n
+def check_grid_size(n, name: str = "n") -> int:
+    """``n`` as an int, checked to be a node count of at least 3 per side (NumPy ints too).
+
+    Two nodes per side are both on the boundary, where ``u = 0``: no unknown is left.
+    """
+    if not is_int(n) or int(n) < 3:
+        raise ValueError(f"{name} must be an int >= 3 (nodes per side, including the two "
+                         f"boundary nodes), got {n!r}")
+    return int(n)
+
+
+def check_resolutions(resolution: int, solver_resolution: int) -> None:
+    """The stored grid must be every ``k``-th node of the solver grid."""
+    if solver_resolution < resolution or (solver_resolution - 1) % (resolution - 1):
+        raise ValueError(f"solver_resolution - 1 must be a multiple of resolution - 1 = "
+                         f"{resolution - 1} (every k-th solver node is stored), got "
+                         f"solver_resolution={solver_resolution}")
+
 
 
 def neumann_random_field(
@@ -42,7 +58,7 @@ def neumann_random_field(
     cos(pi k x) cos(pi l y)`` with ``xi_kl ~ N(0, 1)`` (drawn in a fixed order, so
     one ``rng`` state gives the same field at every resolution) and ``xi_00 = 0``.
     """
-    n = _check_n(n)
+    n = check_grid_size(n)
     k = np.arange(modes, dtype=np.float64)
     xi = rng.standard_normal((modes, modes))
     coef = (np.pi**2 * (k[:, None] ** 2 + k[None, :] ** 2) + tau**2) ** (-alpha / 2)
@@ -96,7 +112,7 @@ def solve_darcy(
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"a must be a square [n, n] array, got shape {a.shape}")
-    n = _check_n(a.shape[0], "a.shape[0]")
+    n = check_grid_size(a.shape[0], "a.shape[0]")
     bad = ~(np.isfinite(a) & (a > 0))
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -152,12 +168,10 @@ def darcy_sample(
     ``resolution``; ``solver_resolution - 1`` must be a multiple of
     ``resolution - 1``) and every ``k``-th node stored.
     """
-    resolution = _check_n(resolution, "resolution")
+    resolution = check_grid_size(resolution, "resolution")
     solver_resolution = resolution if solver_resolution is None else solver_resolution
-    _check_n(solver_resolution, "solver_resolution")
-    if solver_resolution < resolution or (solver_resolution - 1) % (resolution - 1):
-        raise ValueError(f"solver_resolution - 1 must be a multiple of resolution - 1 = "
-                         f"{resolution - 1}, got solver_resolution={solver_resolution}")
+    solver_resolution = check_grid_size(solver_resolution, "solver_resolution")
+    check_resolutions(resolution, solver_resolution)
     for name, value in (("high", high), ("low", low)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} permeability must be positive, got {value!r}")
