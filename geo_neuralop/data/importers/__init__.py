@@ -8,6 +8,7 @@ from geo_neuralop.data.importers.latlon_grid import (
     LATITUDE_RULES,
     LatLonGrid,
     detect_latlon_grid,
+    latitude_rule,
 )
 from geo_neuralop.data.importers.pdebench import (
     PDEBENCH_LAYOUTS,
@@ -42,6 +43,7 @@ __all__ = [
     "import_well",
     "import_xarray",
     "inspect_xarray",
+    "latitude_rule",
     "open_xarray",
     "read_pdebench_file",
     "read_well_file",
