@@ -193,3 +193,21 @@ def test_unknown_variable_and_missing_file(tmp_path):
     rc = main(["import", "xarray", str(tmp_path / "a.nc"), "--variables", "q", "--out",
                str(tmp_path / "o")])
     assert rc == 2
+
+
+def test_import_streams_one_frame_at_a_time(tmp_path):
+    """The import's peak memory does not grow with the series: 8 and 64 frames of 91 x 180."""
+    import tracemalloc
+
+    make_dataset(nlat=9, nlon=16, frames=4).to_netcdf(tmp_path / "warm.nc")
+    import_xarray(tmp_path / "warm.nc", ["z"], tmp_path / "warm", frames_per_sample=2)
+    peaks = []
+    for frames in (8, 64):
+        make_dataset(nlat=91, nlon=180, frames=frames).to_netcdf(tmp_path / f"s{frames}.nc")
+        tracemalloc.start()
+        import_xarray(tmp_path / f"s{frames}.nc", ["z"], tmp_path / f"d{frames}",
+                      frames_per_sample=4)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    data_bytes = 64 * 91 * 180 * 4
+    assert peaks[1] < 1.2 * peaks[0] and peaks[1] < data_bytes, (peaks, data_bytes)
