@@ -49,7 +49,7 @@ def decay_trajectory(seed, rate, amplitude, frames=5, shape=(12, 8)):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """MeshNO trained (15 epochs) on 8 decaying trajectories (rates 0.4-0.6) on 8 different meshes."""
+    """MeshNO trained (15 epochs) on 8 decaying trajectories (rates 0.4-0.6), 8 meshes."""
     root = tmp_path_factory.mktemp("predict")
     rng = np.random.default_rng(0)
     samples = [decay_trajectory(seed, float(rng.uniform(0.4, 0.6)), float(rng.uniform(0.5, 1.5)))
