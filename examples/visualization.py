@@ -1,4 +1,8 @@
-"""Render the example pictures under examples/pictures/ and time each rendering.
+"""
+Pictures of fields on meshes and on the sphere
+==============================================
+
+Render the example pictures under examples/pictures/ and time each rendering.
 
 Run with ``.venv/bin/python examples/visualization.py``. Off-screen rendering is
 configured automatically when there is no display. The fields are analytic

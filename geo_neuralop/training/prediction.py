@@ -8,11 +8,11 @@ Zarr store of lat/lon fields, a dataset sample file, or the same in memory), che
 against that description, rolls the model out for ``steps`` steps and writes the
 frames by the output's suffix:
 
-``.vtu``          one VTU: the last frame's fields, and every frame as ``NAME_stepK``
-``.pvd``          a VTU per frame beside a ParaView ``.pvd`` collection
-``.nc``/``.zarr`` CF NetCDF or Zarr on the input's lat/lon grid, in its conventions
-``.h5``           the dataset sample format (:func:`geo_neuralop.data.read_trajectory`;
-                  usable as the input of a further prediction)
+- ``.vtu``: one VTU, the last frame's fields and every frame as ``NAME_stepK``;
+- ``.pvd``: a VTU per frame beside a ParaView ``.pvd`` collection;
+- ``.nc`` / ``.zarr``: CF NetCDF or Zarr on the input's lat/lon grid, in its conventions;
+- ``.h5``: the dataset sample format (:func:`geo_neuralop.data.read_trajectory`), which
+  is also an input, to continue a rollout.
 
 Problems are reported by name: a missing field, other units, a grid the model cannot
 take, missing conditioning or node types (``ValueError``); input values far outside

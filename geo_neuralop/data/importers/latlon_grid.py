@@ -4,16 +4,13 @@ Climate files store a global grid as two 1-D coordinates in degrees, in any orde
 longitude convention. :func:`detect_latlon_grid` recognizes the rule from the values
 alone (never from metadata, which is often missing or wrong):
 
-=================  ===========================================  =============================
-rule               latitudes (``n`` rows, north to south)       weights in ``cos(colatitude)``
-=================  ===========================================  =============================
-``equiangular``    ``90 - 180 k / (n - 1)``, both poles         Clenshaw-Curtis
-``legendre-gauss`` ``asin`` of the Gauss-Legendre nodes         Gauss-Legendre
-``fejer-second``   ``90 - 180 k / (n + 1)``, ``k = 1 .. n``      Fejer's second rule (the
-                   (equiangular, pole rows left out)            Clenshaw-Curtis nodes less the ends)
-``fejer-first``    ``90 - 180 (k + 1/2) / n`` (rows half a      Fejer's first rule
-                   spacing from the poles)
-=================  ===========================================  =============================
+- ``equiangular``: latitudes ``90 - 180 k / (n - 1)``, both poles; Clenshaw-Curtis
+  weights in ``cos(colatitude)``.
+- ``legendre-gauss``: ``asin`` of the Gauss-Legendre nodes; Gauss-Legendre weights.
+- ``fejer-second``: ``90 - 180 k / (n + 1)``, ``k = 1 .. n`` (equiangular with the pole
+  rows left out); Fejer's second rule (the Clenshaw-Curtis nodes less the ends).
+- ``fejer-first``: ``90 - 180 (k + 1/2) / n`` (rows half a spacing from the poles);
+  Fejer's first rule.
 
 Each rule with ``n`` rows integrates polynomials in ``cos(colatitude)`` of degree below
 ``n`` exactly (Gauss-Legendre: below ``2 n``). The first two are the sphere grids of
