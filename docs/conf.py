@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+# examples/visualization.py writes its pictures here instead of examples/pictures/
+os.environ.setdefault("GEO_NEURALOP_PICTURES", str(ROOT / "docs" / "_build" / "example_pictures"))
 
 from geo_neuralop._version import __version__  # noqa: E402
 

@@ -15,6 +15,7 @@ evaluation's prediction file.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,7 +30,8 @@ from geo_neuralop.viz import (
     render_sphere_comparison,
 )
 
-OUT = Path(__file__).resolve().parent / "pictures"
+# The documentation build sets GEO_NEURALOP_PICTURES, so building it leaves these files alone.
+OUT = Path(os.environ.get("GEO_NEURALOP_PICTURES", Path(__file__).resolve().parent / "pictures"))
 
 
 def channel_fields(mesh, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +93,12 @@ def main() -> dict[str, float]:
 
 if __name__ == "__main__":
     main()
+    import matplotlib.pyplot as plt
+
+    for name in ("cylinder_comparison.png", "globe_comparison.png", "globe_mollweide.png"):
+        if (OUT / name).exists():  # the PyVista pictures need OpenGL (EGL off-screen)
+            plt.figure(figsize=(10, 3.5))
+            plt.imshow(plt.imread(OUT / name))
+            plt.axis("off")
+            plt.title(name)
+    plt.show()
