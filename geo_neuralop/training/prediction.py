@@ -156,11 +156,14 @@ def _mesh_input(path: Path) -> PredictionInput:
             steps = None
         if steps:
             cloud = from_mesh(meshio.Mesh(points, cells), fields=[], remove_unreferenced=False)
-            names = [n for n in steps[0][1] if np.asarray(steps[0][1][n]).ndim == 1]
+            data = steps[0][1]
+            names = [n for n in data if np.asarray(data[n]).ndim == 1 and n != "node_type"]
             frames = {n: np.stack([np.asarray(s[1][n], dtype=np.float64) for s in steps])
                       for n in names}
+            static = {"node_type": np.asarray(data["node_type"]).astype(np.int64)} \
+                if "node_type" in data else {}
             return PredictionInput(cloud, frames, np.array([float(s[0]) for s in steps]),
-                                   source=str(path))
+                                   static=static, source=str(path))
     try:
         mesh = meshio.read(path)
     except Exception as error:  # meshio raises many kinds for unreadable files

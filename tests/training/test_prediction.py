@@ -154,6 +154,25 @@ def test_pvd_and_h5_outputs_and_continuing_from_h5(trained, tmp_path):
     np.testing.assert_allclose(more.prediction[0], third.prediction[2], rtol=1e-5, atol=1e-6)
 
 
+def test_an_xdmf_time_series_gives_its_last_frame_as_the_state(trained, tmp_path):
+    from geo_neuralop.viz import write_xdmf_series
+
+    unseen = trained["unseen"]
+    cloud = geo_neuralop.PointCloud(torch.as_tensor(unseen.pos), torch.as_tensor(unseen.weights),
+                                    faces=torch.as_tensor(unseen.faces))
+    u = unseen.fields["u"][:2]
+    nt = np.broadcast_to(unseen.static["node_type"], u.shape).astype(np.float64)
+    write_xdmf_series(cloud, {"u": u, "v": -u, "node_type": nt}, tmp_path / "series.xdmf",
+                      times=[0.0, 0.1])
+    result = predict(trained["run"], tmp_path / "series.xdmf", conditioning={"rate": 0.5})
+    np.testing.assert_allclose(result.times, [0.2])  # one interval after the last frame
+    # the same as a prediction from a VTU holding the series' last frame
+    last = write_vtu(tmp_path / "last.vtu", unseen, u=u[1], v=-u[1],
+                     node_type=unseen.static["node_type"])
+    single = predict(trained["run"], last, conditioning={"rate": 0.5})
+    np.testing.assert_allclose(result.prediction, single.prediction, rtol=1e-5, atol=1e-6)
+
+
 def write_vtu(path, unseen, **fields):
     points = np.column_stack([unseen.pos, np.zeros(len(unseen.pos))])
     meshio.write(path, meshio.Mesh(points, [("triangle", unseen.faces)], point_data=fields))
