@@ -388,7 +388,7 @@ def predict(model: Any, input: Any, steps: int = 1, out: str | os.PathLike | Non
         Values of the model's conditioning scalars (e.g. ``{"reynolds": 100}``), where
         the input does not carry them.
     fields : sequence of str, optional
-        Variables to read from a lat/lon input (default: all).
+        Variables to read from a lat/lon input (default: the model's input fields).
     device : str or torch.device
 
     Returns
@@ -409,7 +409,8 @@ def predict(model: Any, input: Any, steps: int = 1, out: str | os.PathLike | Non
     net, experiment = _load(model)
     spec = DataSpec.from_dict(experiment["data"])
     name = experiment.get("model_name", type(net).__name__)
-    data = read_prediction_input(input, fields)
+    data = read_prediction_input(input, list(fields) if fields is not None else
+                                 list(spec.inputs))
     _check_geometry(spec, data, name)
     _check_fields(spec, data)
     if not spec.can_rollout and steps > 1:

@@ -245,7 +245,12 @@ def test_sphere_model_predicts_netcdf_in_the_inputs_conventions(tmp_path):
     np.testing.assert_array_equal(out.time.values, times[23] + np.arange(1, 3) *
                                   np.timedelta64(1, "h"))
     assert out.z.attrs["units"] == "m" and out.z.shape == (2, 9, 16)
-    api = predict(tmp_path / "run", ds.isel(time=slice(20, 24)), steps=2)
+    latest = ds.isel(time=slice(20, 24))
+    api = predict(tmp_path / "run", latest, steps=2)
+    # other variables of the file (here on pressure levels) are not read
+    extra = latest.assign(t=(("time", "level", "lat", "lon"), np.zeros((4, 2, 9, 16))))
+    np.testing.assert_array_equal(predict(tmp_path / "run", extra, steps=2).prediction,
+                                  api.prediction)
     from geo_neuralop.data.importers import from_xarray
 
     back = from_xarray(out, ["z"], dtype=torch.float64)
