@@ -1,6 +1,6 @@
 """Sphinx configuration of the geo_neuralop documentation site (``make docs``).
 
-Offline: no intersphinx, no remote theme assets. numpydoc renders the docstrings,
+Offline: no intersphinx, no remote theme assets, MathJax copied into the site. numpydoc renders the docstrings,
 myst-parser the Markdown pages, sphinx-gallery runs ``examples/*.py`` (pass
 ``-D plot_gallery=0`` for a quick build that does not run them).
 """
@@ -28,6 +28,7 @@ version = release = __version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the built site, not from a CDN
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
