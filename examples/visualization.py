@@ -31,7 +31,8 @@ from geo_neuralop.viz import (
 )
 
 # The documentation build sets GEO_NEURALOP_PICTURES, so building it leaves these files alone.
-OUT = Path(os.environ.get("GEO_NEURALOP_PICTURES", Path(__file__).resolve().parent / "pictures"))
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+OUT = Path(os.environ.get("GEO_NEURALOP_PICTURES", HERE / "pictures"))
 
 
 def channel_fields(mesh, t: float) -> tuple[np.ndarray, np.ndarray]:
