@@ -15,7 +15,7 @@ EXTRAS ?= dev
 STAMP := $(VENV)/.geo_neuralop-installed-$(EXTRAS)
 PYTEST_ARGS ?=
 
-.PHONY: install install-bench test test-slow demo lint bench clean
+.PHONY: install install-bench test test-slow demo lint bench docs docs-quick build clean
 
 install: $(STAMP)
 
@@ -53,5 +53,18 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check geo_neuralop tests benchmarks examples
 
+# The documentation site (docs/_build/html/index.html), warnings as errors. `docs` runs the
+# examples of the gallery (a few minutes each); `docs-quick` shows them without running them.
+docs: install
+	$(PY) -m sphinx -b html -W --keep-going docs docs/_build/html
+
+docs-quick: install
+	$(PY) -m sphinx -b html -W --keep-going -D plot_gallery=0 docs docs/_build/html
+
+# The sdist and the wheel in dist/ (built with the setuptools already in .venv).
+build: install
+	$(PY) -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache docs/_build \
+		docs/auto_examples docs/api/generated

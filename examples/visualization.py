@@ -1,4 +1,8 @@
-"""Render the example pictures under examples/pictures/ and time each rendering.
+"""
+Pictures of fields on meshes and on the sphere
+==============================================
+
+Render the example pictures under examples/pictures/ and time each rendering.
 
 Run with ``.venv/bin/python examples/visualization.py``. Off-screen rendering is
 configured automatically when there is no display. The fields are analytic
@@ -11,6 +15,7 @@ evaluation's prediction file.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +30,9 @@ from geo_neuralop.viz import (
     render_sphere_comparison,
 )
 
-OUT = Path(__file__).resolve().parent / "pictures"
+# The documentation build sets GEO_NEURALOP_PICTURES, so building it leaves these files alone.
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+OUT = Path(os.environ.get("GEO_NEURALOP_PICTURES", HERE / "pictures"))
 
 
 def channel_fields(mesh, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -87,3 +94,12 @@ def main() -> dict[str, float]:
 
 if __name__ == "__main__":
     main()
+    import matplotlib.pyplot as plt
+
+    for name in ("cylinder_comparison.png", "globe_comparison.png", "globe_mollweide.png"):
+        if (OUT / name).exists():  # the PyVista pictures need OpenGL (EGL off-screen)
+            plt.figure(figsize=(10, 3.5))
+            plt.imshow(plt.imread(OUT / name))
+            plt.axis("off")
+            plt.title(name)
+    plt.show()

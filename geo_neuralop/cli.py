@@ -11,6 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="geo-neuralop",
         description="Neural operators on meshes and spheres.",
     )
+    add_version_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "a picture); skip data generation, training and evaluation")
     add_generate_parser(sub)
     add_train_parsers(sub)
+    add_import_parsers(sub)
+    add_predict_parser(sub)
 
     render = sub.add_parser(
         "render",
@@ -400,6 +403,185 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_version_argument(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the package version (geo_neuralop/_version.py)."""
+    from geo_neuralop._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"geo-neuralop {__version__}")
+
+
+def add_import_parsers(sub) -> None:
+    """The ``import`` and ``export`` subcommands' arguments."""
+    import textwrap
+
+    imp = sub.add_parser(
+        "import",
+        help="make a dataset from NetCDF/Zarr lat/lon fields, The Well or PDEBench files",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Convert data in another format into a dataset folder the trainer takes (the "
+            "layout `geo-neuralop generate` writes: one HDF5 file per sample, a normalizer "
+            "fitted on the training split and a dataset card). Files are read one frame or "
+            "trajectory at a time, so they may be larger than memory.", 88),
+        epilog="examples:\n"
+        "  geo-neuralop import xarray era5_z500.nc --variables z --out datasets/z500\n"
+        "  geo-neuralop import xarray store.zarr --variables u10 v10 --lat latitude "
+        "--lon longitude --frames-per-sample 8 --out datasets/wind\n"
+        "  geo-neuralop import the-well the_well/datasets/planetswe --out datasets/planetswe\n"
+        "  geo-neuralop import pdebench 2D_DarcyFlow_beta1.0_Train.hdf5 --out datasets/pdb_darcy",
+    )
+    kinds = imp.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    xa = kinds.add_parser("xarray", help="global lat/lon fields in a NetCDF file or Zarr store",
+                          description="Global lat/lon fields (equiangular with or without pole "
+                          "rows, or Gaussian latitudes, recognized from the coordinates; "
+                          "latitudes in either order, longitudes 0..360 or -180..180). The time "
+                          "series is cut into samples of --frames-per-sample frames; the splits "
+                          "are contiguous in time.")
+    xa.add_argument("path", help="NetCDF file (.nc) or Zarr store (.zarr)")
+    xa.add_argument("--variables", nargs="+", required=True, metavar="NAME",
+                    help="variables to import (the model's fields, in this order)")
+    xa.add_argument("--lat", default="lat", help="latitude coordinate (default: %(default)s)")
+    xa.add_argument("--lon", default="lon", help="longitude coordinate (default: %(default)s)")
+    xa.add_argument("--time", default="time", help="time dimension (default: %(default)s)")
+    xa.add_argument("--frames-per-sample", type=int, default=None, metavar="N",
+                    help="frames per sample (default: the series in 10 pieces)")
+    well = kinds.add_parser("the-well", help="The Well's HDF5 files (a file, a folder of them, "
+                            "or a dataset folder with data/train, data/valid, data/test)")
+    well.add_argument("path", help="Well file or folder")
+    pdb = kinds.add_parser("pdebench", help="a PDEBench 2D file: Darcy, incompressible "
+                           "Navier-Stokes or shallow water (radial dam break)")
+    pdb.add_argument("path", help="PDEBench HDF5 file")
+    pdb.add_argument("--layout", choices=["darcy", "ns", "swe"], default=None,
+                     help="the file's layout (default: detected from its contents)")
+    pdb.add_argument("--max-samples", type=int, default=None, metavar="N",
+                     help="import only the first N samples")
+    for p in (xa, well, pdb):
+        p.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write")
+        p.add_argument("--split", type=float, nargs=3, default=(0.8, 0.1, 0.1),
+                       metavar=("TRAIN", "VAL", "TEST"),
+                       help="fractions of samples per split (contiguous; the-well keeps the "
+                       "source's own splits when it has them)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace an earlier dataset in --out (only its own files)")
+
+    exp = sub.add_parser("export", help="write a dataset in another tool's layout (The Well)",
+                         description="Write a regular-grid or sphere-grid dataset in The Well's "
+                         "HDF5 layout: OUT/data/{train,valid,test}/NAME.hdf5 and OUT/stats.yaml, "
+                         "which the_well's WellDataset loads.")
+    exp_kinds = exp.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    ew = exp_kinds.add_parser("the-well", help="The Well's layout")
+    ew.add_argument("dataset", help="dataset folder (with card.yaml)")
+    ew.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    ew.add_argument("--name", default=None, help="dataset_name (default: the dataset's name)")
+    ew.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+
+
+def add_predict_parser(sub) -> None:
+    """The ``predict`` subcommand's arguments."""
+    import textwrap
+
+    pred = sub.add_parser(
+        "predict",
+        help="run a trained model on a new mesh or lat/lon file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "Roll a model trained by `geo-neuralop train` out from a new input: a mesh file "
+            "with fields as point data (VTU, XDMF time series, ... through meshio), a NetCDF "
+            "file or Zarr store of lat/lon fields, or a dataset sample (.h5). The input is "
+            "checked against the model's training card (fields, units, grid kind, conditioning, "
+            "node types); values far outside the training data are warned about. The output "
+            "format follows --out's suffix: .vtu (last frame, and every frame as NAME_stepK), "
+            ".pvd (a VTU per frame and a ParaView collection), .nc or .zarr (CF lat/lon), .h5 "
+            "(dataset sample format).", 88),
+        epilog="examples:\n"
+        "  geo-neuralop predict outputs/runs/cylinder new_cylinder.vtu --steps 20 --param "
+        "reynolds=120 --out pred.pvd\n"
+        "  geo-neuralop predict outputs/runs/z500 analysis.nc --steps 8 --out forecast.nc",
+    )
+    pred.add_argument("model", help="run folder, training checkpoint or model.pt")
+    pred.add_argument("input", help="mesh file, NetCDF file, Zarr store or dataset sample (.h5)")
+    pred.add_argument("--steps", type=int, default=1, help="autoregressive steps (default 1)")
+    pred.add_argument("--out", required=True, metavar="FILE",
+                      help="output file: .vtu, .pvd, .nc, .zarr or .h5")
+    pred.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="a conditioning value the input does not carry, e.g. reynolds=120")
+    pred.add_argument("--variables", nargs="+", default=None, metavar="NAME",
+                      help="lat/lon inputs: the variables to read (default: all)")
+    pred.add_argument("--device", default="cpu", help="cpu, cuda or cuda:I (default: cpu)")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Implementation of ``geo-neuralop predict``."""
+    import warnings
+
+    from geo_neuralop.data import DatasetError
+    from geo_neuralop.training.prediction import PredictionWarning, predict
+
+    conditioning = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        try:
+            conditioning[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            print(f"geo-neuralop predict: --param expects NAME=NUMBER, got {item!r}",
+                  file=sys.stderr)
+            return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PredictionWarning)
+        try:
+            result = predict(args.model, args.input, steps=args.steps, out=args.out,
+                             conditioning=conditioning or None, fields=args.variables,
+                             device=args.device)
+        except (DatasetError, ValueError, FileNotFoundError, ImportError) as error:
+            print(f"geo-neuralop predict: {error}", file=sys.stderr)
+            return 2
+    for warning in caught:
+        if issubclass(warning.category, PredictionWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+    print(f"predicted {result.prediction.shape[0]} step(s) of {', '.join(result.field_names)} "
+          f"on {result.prediction.shape[1]} points; wrote {result.path}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Implementation of ``geo-neuralop import``."""
+    from geo_neuralop.data import DatasetError
+    from geo_neuralop.data.importers import import_pdebench, import_well, import_xarray
+
+    common = {"split_fractions": tuple(args.split), "overwrite": args.overwrite, "log": print}
+    try:
+        if args.format == "xarray":
+            card = import_xarray(args.path, args.variables, args.out, lat=args.lat,
+                                 lon=args.lon, time=args.time,
+                                 frames_per_sample=args.frames_per_sample, **common)
+        elif args.format == "the-well":
+            card = import_well(args.path, args.out, **common)
+        else:
+            card = import_pdebench(args.path, args.out, layout=args.layout,
+                                   max_samples=args.max_samples, **common)
+    except (DatasetError, ValueError, FileNotFoundError, ImportError) as error:
+        print(f"geo-neuralop import: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {card}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Implementation of ``geo-neuralop export``."""
+    from geo_neuralop.data import DatasetError
+    from geo_neuralop.data.importers import export_well
+
+    try:
+        out = export_well(args.dataset, args.out, name=args.name, overwrite=args.overwrite)
+    except (DatasetError, ValueError, FileNotFoundError) as error:
+        print(f"geo-neuralop export: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
@@ -414,6 +596,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_train(args)
     if args.command == "evaluate":
         return run_evaluate(args)
+    if args.command == "import":
+        return run_import(args)
+    if args.command == "export":
+        return run_export(args)
+    if args.command == "predict":
+        return run_predict(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown ones
 
 

@@ -3,17 +3,17 @@
 ``load_dataset("datasets/swe_small", "train")`` checks the folder against its
 card and returns a :class:`FieldDataset`, a ``torch.utils.data.Dataset`` whose
 items are :class:`~geo_neuralop.geometry.PointCloud` samples (grids included:
-sphere grids and regular grids keep their ``grid_shape`` metadata) carrying
+sphere grids and regular grids keep their ``grid_shape`` metadata) carrying::
 
-``x``            ``[N, C_in]`` input channels (``input_steps`` frames, frame-major),
-``y``            ``[N, C_out]`` target channels, or ``[N, target_steps, C_out]``
-                 when ``target_steps > 1`` (rollout targets),
-``node_type``    ``[N]`` long, where the data has one (meshes: 0 interior, 1 inlet,
-                 2 outlet, 3 walls, 4 cylinder),
-``conditioning`` ``[1, P]`` per-sample scalars named by ``dataset.conditioning_names``
-                 (the card's ``task.conditioning``, e.g. the Reynolds number), if any,
-``trajectory``, ``start``, ``frame_time``: where the window comes from (the file index,
-                 its first input frame, and the physical time of its last input frame).
+    ``x``            ``[N, C_in]`` input channels (``input_steps`` frames, frame-major),
+    ``y``            ``[N, C_out]`` target channels, or ``[N, target_steps, C_out]``
+                     when ``target_steps > 1`` (rollout targets),
+    ``node_type``    ``[N]`` long, where the data has one (meshes: 0 interior, 1 inlet,
+                     2 outlet, 3 walls, 4 cylinder),
+    ``conditioning`` ``[1, P]`` per-sample scalars named by ``dataset.conditioning_names``
+                     (the card's ``task.conditioning``, e.g. the Reynolds number), if any,
+    ``trajectory``, ``start``, ``frame_time``: where the window comes from (the file index,
+                     its first input frame, and the physical time of its last input frame).
 
 For time-dependent data (``task.kind == "rollout"``) every window of frames is a
 sample: inputs at frames ``t0, t0 + s, ..., t0 + (input_steps - 1) s`` and targets

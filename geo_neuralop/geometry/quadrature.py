@@ -22,6 +22,8 @@ __all__ = [
     "axis_nodes_and_weights",
     "clenshaw_curtis",
     "colatitude_nodes_and_weights",
+    "fejer_first",
+    "fejer_second",
     "grid_quadrature_weights",
     "lumped_vertex_weights",
     "sphere_quadrature_weights",
@@ -106,6 +108,57 @@ def clenshaw_curtis(n: int) -> tuple[np.ndarray, np.ndarray]:
         v -= (2.0 * np.cos(2.0 * np.outer(interior, k)) / (4.0 * k**2 - 1)).sum(axis=1)
     weights[1:-1] = 2.0 * v / big_n
     return nodes, weights
+
+
+def fejer_first(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fejer's first rule on [-1, 1]: nodes ``cos((k + 1/2) pi / n)``, both ends left out.
+
+    On the sphere these are the latitudes of an equiangular grid whose rows sit half a
+    spacing away from the poles (e.g. 89.5, 88.5, ..., -89.5 degrees).
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, at least 1.
+
+    Returns
+    -------
+    nodes, weights : np.ndarray, shape [n]
+        Nodes in decreasing order; weights sum to 2. Exact for polynomials of
+        degree below ``n``.
+    """
+    if n < 1:
+        raise ValueError(f"Fejer's first rule needs at least 1 node, got n={n}")
+    theta = np.pi * (np.arange(n) + 0.5) / n
+    j = np.arange(1, n // 2 + 1)
+    series = (np.cos(2.0 * np.outer(theta, j)) / (4.0 * j**2 - 1)).sum(axis=1)
+    return np.cos(theta), 2.0 / n * (1.0 - 2.0 * series)
+
+
+def fejer_second(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fejer's second rule on [-1, 1]: nodes ``cos(k pi / (n + 1))``, ``k = 1 .. n``.
+
+    These are the Clenshaw-Curtis nodes of ``n + 2`` points without the two ends: on
+    the sphere, an equiangular grid with its pole rows left out (e.g. 89, ..., -89
+    degrees in steps of 1).
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes, at least 1.
+
+    Returns
+    -------
+    nodes, weights : np.ndarray, shape [n]
+        Nodes in decreasing order; weights sum to 2. Exact for polynomials of
+        degree below ``n``.
+    """
+    if n < 1:
+        raise ValueError(f"Fejer's second rule needs at least 1 node, got n={n}")
+    theta = np.pi * np.arange(1, n + 1) / (n + 1)
+    j = np.arange(1, (n + 1) // 2 + 1)
+    series = (np.sin(np.outer(theta, 2 * j - 1)) / (2 * j - 1)).sum(axis=1)
+    return np.cos(theta), 4.0 * np.sin(theta) / (n + 1) * series
 
 
 def colatitude_nodes_and_weights(nlat: int, grid: str) -> tuple[np.ndarray, np.ndarray]:

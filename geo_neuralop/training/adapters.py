@@ -103,6 +103,10 @@ class DataSpec:
         ``domain``, ``periodic`` (regular grids) or ``shape``, ``grid`` (sphere).
     dataset : str
         The training dataset's folder.
+    units : dict of str to str
+        Units of every input and target field (from the dataset card; ``""`` unknown).
+    frame_interval : float or None
+        Physical time between the model's input and its target (rollout data).
     """
 
     family: str
@@ -120,6 +124,8 @@ class DataSpec:
     residual: bool = False
     geometry: dict = field(default_factory=dict)
     dataset: str = ""
+    units: dict = field(default_factory=dict)
+    frame_interval: float | None = None
 
     @property
     def state_channels(self) -> int:
@@ -226,6 +232,14 @@ def build_data_spec(config: Mapping[str, Any], train) -> DataSpec:
                 if nt is not None:
                     node_types = max(node_types, int(np.max(nt)) + 1)
     residual = model_cfg.get("residual", "auto")
+    card_fields = train.card.get("fields", {}) or {}
+    units = {n: str((card_fields.get(n) or {}).get("units", "") or "")
+             for n in dict.fromkeys([*train.inputs, *train.targets])}
+    frame_interval = None
+    if train.kind == "rollout":
+        times = np.asarray(train.trajectory(train.indices[0]).times, dtype=np.float64)
+        if times.size > int(data_cfg["frame_step"]):
+            frame_interval = float(times[int(data_cfg["frame_step"])] - times[0])
     spec = DataSpec(
         family=family, kind=train.kind, inputs=list(train.inputs), targets=list(train.targets),
         input_steps=int(data_cfg["input_steps"]), frame_step=int(data_cfg["frame_step"]),
@@ -233,6 +247,7 @@ def build_data_spec(config: Mapping[str, Any], train) -> DataSpec:
         normalizer=train.normalizer.to_dict() if data_cfg["normalize"] else None,
         conditioning_names=names, conditioning_mean=mean, conditioning_std=std,
         node_types=int(node_types), geometry=geometry, dataset=str(data_cfg["path"]),
+        units=units, frame_interval=frame_interval,
     )
     spec.residual = spec.can_rollout if residual == "auto" else bool(residual)
     if spec.residual and list(spec.inputs) != list(spec.targets):
