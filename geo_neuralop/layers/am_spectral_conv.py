@@ -135,9 +135,10 @@ class AMSpectralConv(FourierConvBase):
         network is rescaled so that the product kernel has this RMS on the
         frequencies ``-64..64``.
 
-    Shapes
-    ------
-    forward(x, output_shape=None): ``[B, C_in, n_1, ..., n_d]`` -> ``[B, C_out, *output_shape]``.
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None): ``[B, C_in, n_1, ..., n_d]`` ->
+    ``[B, C_out, *output_shape]``.
 
     Examples
     --------

@@ -26,9 +26,9 @@ class PointwiseLinear(nn.Module):
     init_std : float, optional
         Standard deviation of the weight; default ``1 / sqrt(in_channels)``.
 
-    Shapes
-    ------
-    ``[B, C_in, *spatial]`` (any number of spatial axes, including none) ->
+    Notes
+    -----
+    Shapes: ``[B, C_in, *spatial]`` (any number of spatial axes, including none) ->
     ``[B, C_out, *spatial]``.
     """
 
@@ -77,9 +77,9 @@ class ChannelMLP(nn.Module):
     dropout : float
         Dropout probability after each hidden activation.
 
-    Shapes
-    ------
-    ``[B, C_in, *spatial]`` -> ``[B, C_out, *spatial]``.
+    Notes
+    -----
+    Shapes: ``[B, C_in, *spatial]`` -> ``[B, C_out, *spatial]``.
 
     Examples
     --------

@@ -62,9 +62,9 @@ class GridDifferentialConv(nn.Module):
     init_length : float, optional
         Scale of the initial weights (a length, e.g. a few grid cells); default 1.
 
-    Shapes
-    ------
-    forward(x, grid=None): ``[B, C_in, n_1, ..., n_d] -> [B, C_out, n_1, ..., n_d]``.
+    Notes
+    -----
+    Shapes: forward(x, grid=None): ``[B, C_in, n_1, ..., n_d] -> [B, C_out, n_1, ..., n_d]``.
 
     Examples
     --------

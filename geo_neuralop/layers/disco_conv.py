@@ -82,9 +82,9 @@ class DiscoConv(nn.Module):
         How error messages call ``radius`` and ``max_edges``: a model passes the names
         of its own arguments (e.g. ``"disco_radius"``).
 
-    Shapes
-    ------
-    forward(x, src, dst=None, radius=None): ``x [B, N_src, C_in]`` or ``[N_src, C_in]``
+    Notes
+    -----
+    Shapes: forward(x, src, dst=None, radius=None): ``x [B, N_src, C_in]`` or ``[N_src, C_in]``
     (e.g. a PyG batch, whose kernels are block-diagonal) -> ``[B, N_dst, C_out]`` or
     ``[N_dst, C_out]``. ``src`` is a :class:`PointCloud` or PyG batch of them, or a
     prebuilt :class:`~geo_neuralop.kernels.DiscoKernel`; ``dst`` defaults to ``src``.

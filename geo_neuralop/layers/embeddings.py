@@ -45,9 +45,10 @@ class GridEmbedding(nn.Module):
         periodic axes (no jump at the wrap) and the node coordinate
         ``lo + L j / (n - 1)`` on the others (both ends are nodes).
 
-    Shapes
-    ------
-    ``[B, C, n_1, ..., n_d]`` -> ``[B, C + E, n_1, ..., n_d]`` (``E`` = :attr:`out_channels_added`).
+    Notes
+    -----
+    Shapes: ``[B, C, n_1, ..., n_d]`` -> ``[B, C + E, n_1, ..., n_d]``
+    (``E`` = :attr:`out_channels_added`).
 
     Examples
     --------
@@ -110,9 +111,9 @@ class SphereEmbedding(nn.Module):
     grid : {"equiangular", "legendre-gauss"}
         Latitude rule of the input grid.
 
-    Shapes
-    ------
-    ``[B, C, nlat, nlon]`` -> ``[B, C + 3, nlat, nlon]``.
+    Notes
+    -----
+    Shapes: ``[B, C, nlat, nlon]`` -> ``[B, C + 3, nlat, nlon]``.
 
     Examples
     --------

@@ -52,9 +52,9 @@ class GridDiscoConv(nn.Module):
     cache_size : int
         Grids whose kernels are kept.
 
-    Shapes
-    ------
-    forward(x, grid=None): ``[B, C_in, *shape] -> [B, C_out, *shape]``.
+    Notes
+    -----
+    Shapes: forward(x, grid=None): ``[B, C_in, *shape] -> [B, C_out, *shape]``.
 
     Examples
     --------

@@ -71,9 +71,9 @@ class KANLinear(nn.Module):
     base : bool
         Include the ``a_ij silu(x_i)`` term.
 
-    Shapes
-    ------
-    forward: ``x [..., in_features]`` -> ``[..., out_features]``.
+    Notes
+    -----
+    Shapes: forward: ``x [..., in_features]`` -> ``[..., out_features]``.
 
     Examples
     --------

@@ -60,9 +60,9 @@ class SpectralBlock(nn.Module):
         Apply the activation at the end of the block (False for the last block
         of a model, as in neuraloperator).
 
-    Shapes
-    ------
-    forward(x, output_shape=None, grid=None): ``[B, C_in, *in_grid]`` ->
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None, grid=None): ``[B, C_in, *in_grid]`` ->
     ``[B, C_out, *out_grid]``.
 
     Examples

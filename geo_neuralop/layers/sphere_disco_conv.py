@@ -165,9 +165,9 @@ class SphereDiscoConv(_SphereLocalConv):
         How error messages call ``radius`` and ``max_edges`` (a model passes its own
         argument names, e.g. ``"disco_radius"``).
 
-    Shapes
-    ------
-    forward(x, output_shape=None): ``[B, C_in, nlat, nlon] -> [B, C_out, *output_shape]``
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None): ``[B, C_in, nlat, nlon] -> [B, C_out, *output_shape]``
     (default: the input's grid).
 
     Examples
@@ -227,9 +227,9 @@ class SphereDifferentialConv(_SphereLocalConv):
         Scale of the initial weights (default: the radius, so the layer starts as
         small as a difference over the radius).
 
-    Shapes
-    ------
-    forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]``.
+    Notes
+    -----
+    Shapes: forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]``.
     """
 
     def __init__(self, in_channels: int, out_channels: int,

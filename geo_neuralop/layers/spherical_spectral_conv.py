@@ -79,9 +79,9 @@ class SphericalSpectralConv(nn.Module):
         (real and imaginary parts, "driscoll-healy-complex") or
         ``[C_in, C_out, lmax, mmax, 2]`` ("diagonal").
 
-    Shapes
-    ------
-    forward(x, output_shape=None): ``[B, C_in, nlat, nlon]`` ->
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None): ``[B, C_in, nlat, nlon]`` ->
     ``[B, C_out, *output_shape]`` (default: the input's ``(nlat, nlon)``).
 
     Examples

@@ -40,9 +40,9 @@ class AMFNO(GridNeuralOperator):
     skip, conv_bias
         As in :class:`~geo_neuralop.models.FNO`.
 
-    Shapes
-    ------
-    forward(x, output_shape=None): ``[B, C_in, *spatial] -> [B, C_out, *spatial]``.
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None): ``[B, C_in, *spatial] -> [B, C_out, *spatial]``.
 
     Examples
     --------

@@ -253,9 +253,9 @@ class FNO(GridNeuralOperator):
     conv_bias : bool
         Bias of the spectral convolutions.
 
-    Shapes
-    ------
-    forward(x, output_shape=None): ``[B, C_in, *spatial] -> [B, C_out, *spatial]``.
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None): ``[B, C_in, *spatial] -> [B, C_out, *spatial]``.
 
     Examples
     --------

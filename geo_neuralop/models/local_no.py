@@ -77,9 +77,9 @@ class LocalNO(GridNeuralOperator):
     use_channel_mlp, channel_mlp_expansion, channel_mlp_skip, skip, conv_bias
         As in :class:`~geo_neuralop.models.FNO`.
 
-    Shapes
-    ------
-    forward(x, output_shape=None): ``[B, C_in, *spatial] -> [B, C_out, *spatial]``
+    Notes
+    -----
+    Shapes: forward(x, output_shape=None): ``[B, C_in, *spatial] -> [B, C_out, *spatial]``
     (any resolution; ``output_shape`` samples the last block's output on another grid).
 
     Examples

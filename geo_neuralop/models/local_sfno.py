@@ -52,9 +52,10 @@ class LocalSFNO(SFNO):
         forward pass, before anything is allocated, naming the radius and the memory
         it would take; raise it to build such a kernel anyway.
 
-    Shapes
-    ------
-    forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]`` on ``grid`` (any resolution).
+    Notes
+    -----
+    Shapes: forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]`` on ``grid``
+    (any resolution).
 
     Examples
     --------

@@ -86,9 +86,9 @@ class MeshNO(nn.Module):
         (set it to the number of distinct meshes of the training set so no kernel
         is rebuilt during an epoch).
 
-    Shapes
-    ------
-    forward(cloud, x=None, query=None): ``cloud`` a :class:`PointCloud` or PyG batch of
+    Notes
+    -----
+    Shapes: forward(cloud, x=None, query=None): ``cloud`` a :class:`PointCloud` or PyG batch of
     them with ``x [N, C_in]`` (or ``x`` given) -> ``[N_query, C_out]`` (``query``
     defaults to ``cloud``; a batch of queries must have one sample per input sample).
 

@@ -63,9 +63,9 @@ class SFNO(nn.Module):
     skip : {"linear", "identity", "soft-gating"} or None
     conv_bias : bool
 
-    Shapes
-    ------
-    forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]``.
+    Notes
+    -----
+    Shapes: forward(x): ``[B, C_in, nlat, nlon] -> [B, C_out, nlat, nlon]``.
 
     Examples
     --------

@@ -247,9 +247,9 @@ class LpLoss(_QuadratureLoss):
     eps : float
         Floor of the target norm.
 
-    Shapes
-    ------
-    forward(pred, target, quadrature=None): fields as in :func:`lp_error`; returns
+    Notes
+    -----
+    Shapes: forward(pred, target, quadrature=None): fields as in :func:`lp_error`; returns
     ``[]`` (or ``[B]`` with ``reduction="none"``).
 
     Examples
@@ -289,9 +289,9 @@ class H1Loss(_QuadratureLoss):
     seminorm : bool
         Use only the gradient part.
 
-    Shapes
-    ------
-    forward(pred, target, quadrature=None, pred_grad=None, target_grad=None): as
+    Notes
+    -----
+    Shapes: forward(pred, target, quadrature=None, pred_grad=None, target_grad=None): as
     :func:`h1_error`.
     """
 
