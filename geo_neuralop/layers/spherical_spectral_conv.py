@@ -41,6 +41,7 @@ from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
 from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
+from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_tensor
 from geo_neuralop.layers.spectral_conv import complex_bmm
 from geo_neuralop.utils.cache import BoundedCache
 
@@ -80,13 +81,21 @@ class SphericalSpectralConv(nn.Module):
     init_std : float or "auto"
         Standard deviation (``|w|``) of the weights; "auto" is
         ``sqrt(2 / (in_channels + out_channels))``.
+    factorization : {"cp", "tucker", "tt", "dense"} or None
+        Store the weight factorized (tensorized SFNO; see
+        :mod:`~geo_neuralop.layers.factorized_tensors`); None: a plain parameter.
+    rank : int, float or sequence of int
+        Rank of the factorization (a float in (0, 1]: fraction of the dense parameters).
 
     Attributes
     ----------
     weight : nn.Parameter
         ``[C_in, C_out, lmax]`` (real, "driscoll-healy"), ``[C_in, C_out, lmax, 2]``
         (real and imaginary parts, "driscoll-healy-complex") or
-        ``[C_in, C_out, lmax, mmax, 2]`` ("diagonal").
+        ``[C_in, C_out, lmax, mmax, 2]`` ("diagonal"); with ``factorization`` a
+        :class:`~geo_neuralop.layers.factorized_tensors.FactorizedTensor` of shape
+        ``[C_in, C_out, lmax]`` or ``[C_in, C_out, lmax, mmax]`` (complex unless
+        "driscoll-healy").
 
     Shapes
     ------
@@ -115,6 +124,8 @@ class SphericalSpectralConv(nn.Module):
         operator_type: str = "driscoll-healy",
         bias: bool = False,
         init_std: float | str = "auto",
+        factorization: str | None = None,
+        rank: float | int | Sequence[int] = 1.0,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -143,13 +154,21 @@ class SphericalSpectralConv(nn.Module):
         self.out_grid = out_grid
         self.operator_type = operator_type
         std = float(init_std)
-        if operator_type == "driscoll-healy":
+        self.factorization = factorization
+        if factorization is not None:
+            shape = (in_channels, out_channels, lmax) + ((mmax,) if operator_type == "diagonal"
+                                                          else ())
+            self.weight = factorized_tensor(shape, factorization, rank,
+                                            complex_valued=operator_type != "driscoll-healy",
+                                            init_std=std)
+        elif operator_type == "driscoll-healy":
             weight = torch.randn(in_channels, out_channels, lmax) * std
         elif operator_type == "driscoll-healy-complex":
             weight = torch.randn(in_channels, out_channels, lmax, 2) * (std / math.sqrt(2.0))
         else:
             weight = torch.randn(in_channels, out_channels, lmax, mmax, 2) * (std / math.sqrt(2.0))
-        self.weight = nn.Parameter(weight)
+        if factorization is None:
+            self.weight = nn.Parameter(weight)
         if bias:
             self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
         else:
@@ -217,6 +236,10 @@ class SphericalSpectralConv(nn.Module):
 
     def spectral_weight(self, degrees: int, orders: int) -> torch.Tensor:
         """The weight restricted to ``l < degrees`` (and ``m < orders``), complex if complex."""
+        if isinstance(self.weight, FactorizedTensor):
+            w = self.weight.to_tensor()
+            return w[:, :, :degrees, :orders] if self.operator_type == "diagonal" \
+                else w[:, :, :degrees]
         if self.operator_type == "driscoll-healy":
             return self.weight[..., :degrees]
         if self.operator_type == "driscoll-healy-complex":
@@ -362,6 +385,8 @@ class SphericalSpectralConv(nn.Module):
         return y.to(dtype)
 
     def extra_repr(self) -> str:
+        extra = "" if self.factorization is None else \
+            f", factorization={self.factorization!r}, rank={self.weight.rank}"
         return (f"{self.in_channels}, {self.out_channels}, lmax={self.lmax}, mmax={self.mmax}, "
                 f"grid={self.grid!r}, out_grid={self.out_grid!r}, "
-                f"operator_type={self.operator_type!r}, bias={self.bias is not None}")
+                f"operator_type={self.operator_type!r}, bias={self.bias is not None}{extra}")

@@ -15,6 +15,7 @@ from geo_neuralop.models.registry import (
     register_model,
 )
 from geo_neuralop.models.sfno import SFNO
+from geo_neuralop.models.tfno import MGTFNO, TFNO
 from geo_neuralop.models.unet import UNet
 
 __all__: list[str] = [
@@ -22,9 +23,11 @@ __all__: list[str] = [
     "FNO",
     "LocalNO",
     "LocalSFNO",
+    "MGTFNO",
     "MeshGraphNet",
     "MeshNO",
     "SFNO",
+    "TFNO",
     "UNet",
     "get_model",
     "get_model_class",
