@@ -116,7 +116,8 @@ def load_trained_model(checkpoint: str | os.PathLike,
                              f"{TRAIN_VERSION} only (the layer redesign of 0.2 renamed model "
                              f"parameters): retrain, or evaluate with geo_neuralop 0.1")
         model = get_model(experiment["model_name"], **state["model_config"])
-        model.load_state_dict(state["model"])
+        # a run trained with ema_decay is evaluated with its weight average
+        model.load_state_dict(state.get("ema_model") or state["model"])
         model = model.to(map_location)
     else:
         raise ValueError(f"{path} is not a geo_neuralop checkpoint (format="
