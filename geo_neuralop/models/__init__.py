@@ -2,6 +2,7 @@
 
 from geo_neuralop.models.amfno import AMFNO
 from geo_neuralop.models.checkpoint import load_model, read_checkpoint, save_model
+from geo_neuralop.models.deeponet import DeepONet
 from geo_neuralop.models.fno import FNO
 from geo_neuralop.models.local_no import LocalNO
 from geo_neuralop.models.local_sfno import LocalSFNO
@@ -20,6 +21,7 @@ from geo_neuralop.models.unet import UNet
 
 __all__: list[str] = [
     "AMFNO",
+    "DeepONet",
     "FNO",
     "LocalNO",
     "LocalSFNO",
