@@ -11,6 +11,7 @@ from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_
 from geo_neuralop.layers.grid_disco_conv import GridDiscoConv
 from geo_neuralop.layers.kan import KAN, KANLinear
 from geo_neuralop.layers.multigrid_patching import MultigridPatching2D
+from geo_neuralop.layers.physics_attention import PhysicsAttention
 from geo_neuralop.layers.skip_connections import SoftGating, skip_connection
 from geo_neuralop.layers.spectral_block import SpectralBlock
 from geo_neuralop.layers.spectral_conv import SpectralConv
@@ -28,6 +29,7 @@ __all__ = [
     "KAN",
     "KANLinear",
     "MultigridPatching2D",
+    "PhysicsAttention",
     "PointDifferentialConv",
     "PointwiseLinear",
     "SoftGating",

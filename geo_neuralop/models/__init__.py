@@ -17,6 +17,7 @@ from geo_neuralop.models.registry import (
 )
 from geo_neuralop.models.sfno import SFNO
 from geo_neuralop.models.tfno import MGTFNO, TFNO
+from geo_neuralop.models.transolver import Transolver
 from geo_neuralop.models.unet import UNet
 
 __all__: list[str] = [
@@ -30,6 +31,7 @@ __all__: list[str] = [
     "MeshNO",
     "SFNO",
     "TFNO",
+    "Transolver",
     "UNet",
     "get_model",
     "get_model_class",
