@@ -11,6 +11,7 @@ from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_
 from geo_neuralop.layers.grid_disco_conv import GridDiscoConv
 from geo_neuralop.layers.kan import KAN, KANLinear
 from geo_neuralop.layers.multigrid_patching import MultigridPatching2D
+from geo_neuralop.layers.neural_spectral_block import NeuralSpectralBlock2d
 from geo_neuralop.layers.physics_attention import PhysicsAttention
 from geo_neuralop.layers.skip_connections import SoftGating, skip_connection
 from geo_neuralop.layers.spectral_block import SpectralBlock
@@ -29,6 +30,7 @@ __all__ = [
     "KAN",
     "KANLinear",
     "MultigridPatching2D",
+    "NeuralSpectralBlock2d",
     "PhysicsAttention",
     "PointDifferentialConv",
     "PointwiseLinear",

@@ -6,6 +6,7 @@ from geo_neuralop.models.deeponet import DeepONet
 from geo_neuralop.models.fno import FNO
 from geo_neuralop.models.local_no import LocalNO
 from geo_neuralop.models.local_sfno import LocalSFNO
+from geo_neuralop.models.lsm import LSM
 from geo_neuralop.models.mesh_graph_net import MeshGraphNet
 from geo_neuralop.models.mesh_no import MeshNO
 from geo_neuralop.models.registry import (
@@ -26,6 +27,7 @@ __all__: list[str] = [
     "FNO",
     "LocalNO",
     "LocalSFNO",
+    "LSM",
     "MGTFNO",
     "MeshGraphNet",
     "MeshNO",
