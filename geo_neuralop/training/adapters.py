@@ -182,9 +182,10 @@ _FAMILY_GEOMETRY = {"grid": ("regular",), "sphere": ("sphere",),
                     "mesh": ("mesh", "regular", "sphere")}
 
 
-_SUGGESTED = {"regular": "fno, amfno, local_no, unet, mesh_no or mesh_graph_net",
-              "sphere": "sfno, local_sfno, mesh_no or mesh_graph_net",
-              "mesh": "mesh_no or mesh_graph_net"}
+_SUGGESTED = {"regular": "fno, tfno, mg_tfno, lsm, amfno, local_no, unet, mesh_no, deeponet, "
+                         "transolver or mesh_graph_net",
+              "sphere": "sfno, local_sfno, mesh_no, deeponet, transolver or mesh_graph_net",
+              "mesh": "mesh_no, deeponet, transolver or mesh_graph_net"}
 
 
 def check_family(family: str, geometry: Mapping[str, Any], model: str, where: str) -> None:
