@@ -503,12 +503,14 @@ class SpectralConv(FourierConvBase):
             return sum(p.numel() for p in self.weight.parameters())
         return self.weight.numel()
 
-    def _crop(self, w: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
-        """``w [2K_1 + 1, ..., K_d + 1, ...]`` restricted to the kept block."""
-        for dim, (k, big_k) in enumerate(zip(kept[:-1], self.max_freq[:-1], strict=True)):
+    def _crop(self, w: torch.Tensor, kept: Sequence[int], first: int = 0) -> torch.Tensor:
+        """``w`` (frequency axes ``first .. first + d - 1``: ``2K_1 + 1, ..., K_d + 1``)
+        restricted to the kept block."""
+        for axis, (k, big_k) in enumerate(zip(kept[:-1], self.max_freq[:-1], strict=True)):
+            dim = first + axis
             if k < big_k:
                 w = torch.cat([w.narrow(dim, 0, k + 1), w.narrow(dim, 2 * big_k + 1 - k, k)], dim)
-        last = self.n_dim - 1
+        last = first + self.n_dim - 1
         if kept[-1] < self.max_freq[-1]:
             w = w.narrow(last, 0, kept[-1] + 1)
         return w
@@ -521,31 +523,42 @@ class SpectralConv(FourierConvBase):
     def spectral_weight(self, kept: Sequence[int]) -> torch.Tensor:
         if self.basis == "hartley":
             even, odd = self.hartley_parts(kept)
-            return torch.complex(even, -odd)  # the multiplier seen by symmetric-kernel inputs
+            w = torch.complex(even, -odd)  # the multiplier seen by symmetric-kernel inputs
+            return w.permute(*range(2, self.n_dim + 2), 0, 1)
         if isinstance(self.weight, FactorizedTensor):
             return self._crop(self._dense(), kept)
         return self._crop(torch.view_as_complex(self.weight), kept)
 
     def hartley_parts(self, kept: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Even and odd parts ``(W(k) + W(-k)) / 2``, ``(W(k) - W(-k)) / 2`` of the Hartley
-        weight on the kept half block ``[2k_1 + 1, ..., k_d + 1, C_in, C_out]`` (real)."""
-        w = self._dense()
-        w_neg = negate_frequencies(w, range(self.n_dim))
+        weight on the kept half block, ``[C_in, C_out, 2k_1 + 1, ..., k_d + 1]`` (real)."""
+        w = self.weight.to_tensor()  # type: ignore[operator]  [I, O, 2K_1 + 1, ..., 2K_d + 1]
         half = self.max_freq[-1] + 1
-        last = self.n_dim - 1
-        even = (0.5 * (w + w_neg)).narrow(last, 0, half)
-        odd = (0.5 * (w - w_neg)).narrow(last, 0, half)
-        return self._crop(even, kept), self._crop(odd, kept)
+        w_neg = w
+        for axis in range(self.n_dim):  # w(-k): index (-j) mod n on every frequency axis
+            n = w.shape[2 + axis]
+            index = (-torch.arange(half if axis == self.n_dim - 1 else n, device=w.device)) % n
+            w_neg = w_neg.index_select(2 + axis, index)
+        w_half = w.narrow(1 + self.n_dim, 0, half)
+        even, odd = 0.5 * (w_half + w_neg), 0.5 * (w_half - w_neg)
+        return self._crop(even, kept, first=2), self._crop(odd, kept, first=2)
 
     def contract(self, x_hat: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
         if self.basis == "fourier":
             return super().contract(x_hat, kept)
-        # Hartley: Y(k) = W_e(k) X(k) - i W_o(k) X(-k), and X(-k) = conj X(k) for real x
-        even, odd = self.hartley_parts(kept)
-        both = torch.cat([x_hat, x_hat.conj()], dim=1)
-        weight = torch.cat([torch.complex(even, torch.zeros_like(even)),
-                            torch.complex(torch.zeros_like(odd), -odd)], dim=-2)
-        return contract_channels(both, weight.to(x_hat.dtype))
+        # Hartley: Y(k) = W_e(k) X(k) - i W_o(k) X(-k), and X(-k) = conj X(k) for real x, so
+        # with X = R + i J: Re Y = R W_e - J W_o and Im Y = J W_e - R W_o: one real product of
+        # the interleaved (R, J) pairs with a [2 C_in, 2 C_out] weight per frequency (as many
+        # real operations as the complex product of the Fourier layer)
+        even, odd = self.hartley_parts(kept)  # [I, O, *S]
+        b, i, *spatial = x_hat.shape
+        o = self.out_channels
+        xf = x_hat.reshape(b, i, -1).permute(2, 0, 1).contiguous()  # [F, B, I] complex
+        xr = torch.view_as_real(xf).reshape(xf.shape[0], b, 2 * i)  # (R, J) interleaved
+        weight = torch.stack([torch.stack([even, -odd], 2), torch.stack([-odd, even], 2)], 1)
+        weight = weight.reshape(2 * i, 2 * o, -1).permute(2, 0, 1).to(xr.dtype).contiguous()
+        out = _BatchedComplexMatmul.apply(xr, weight).reshape(-1, b, o, 2)
+        return torch.view_as_complex(out).permute(1, 2, 0).reshape(b, o, *spatial)
 
     def extra_repr(self) -> str:
         extra = "" if self.basis == "fourier" else f", basis={self.basis!r}"
