@@ -28,13 +28,13 @@ BATCH, HIDDEN, LAYERS, GRID = 4, 32, 4, 64
 
 CASES = {
     # name: description
-    "FNO": "n_modes (16, 16), 4 blocks, 32 channels (the reference)",
+    "FNO": "n_modes (16, 16): -8 <= k1 <= 8, 0 <= k2 <= 8; 4 blocks, 32 channels (the reference)",
     "TFNO (Tucker, rank 0.05)": "FNO with Tucker spectral weights, 5% of the dense ones",
     "TFNO (CP, rank 0.05)": "FNO with CP spectral weights",
     "TFNO (TT, rank 0.05)": "FNO with tensor-train spectral weights",
     "MG-TFNO (1 level)": "2 x 2 patches of 32 + 2 x 8 cells, half-resolution context, "
                          "Tucker 0.1, n_modes (16, 16)",
-    "HNO (Hartley FNO)": "FNO with basis='hartley': real multipliers on |k1|, |k2| <= 8",
+    "HNO (Hartley FNO)": "FNO with basis='hartley': real multipliers on -8 <= k1, k2 <= 8",
     "LSM": "4-level U-Net, 32 channels at the top, 4 tokens, 12 basis terms, patches <= 4",
     "DeepONet (integral branch)": "quadrature encoder of 128 functions, width 128, 128 terms",
     "DeepONet (sensor branch)": "the paper's branch on the 4096 grid values, width 128, 128 terms",
@@ -42,8 +42,8 @@ CASES = {
 }
 
 LAYER_CASES = {
-    "SpectralConv (Fourier)": "complex weight on |k1| <= 8, 0 <= k2 <= 8",
-    "SpectralConv (Hartley)": "real weight on |k1|, |k2| <= 8",
+    "SpectralConv (Fourier)": "complex weight, -8 <= k1 <= 8, 0 <= k2 <= 8",
+    "SpectralConv (Hartley)": "real weight, -8 <= k1, k2 <= 8",
 }
 
 
