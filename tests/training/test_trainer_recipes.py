@@ -219,3 +219,30 @@ def test_compiled_training_matches_eager(tmp_path, backend):
             assert not any(k.startswith("_orig_mod") for k in state)
     assert histories[0][0] == pytest.approx(histories[1][0], rel=1e-9)
     assert (histories[0][1] - histories[1][1]).abs().max() < 1e-9
+
+
+def test_adapters_shift_frames_for_the_next_rollout_step():
+    """Input [frame t-1, frame t, static]: the next input is [frame t, prediction, static]."""
+    from torch_geometric.data import Batch
+
+    from geo_neuralop.geometry import jittered_rectangle_mesh
+    from geo_neuralop.training.adapters import DataSpec, make_adapter
+
+    spec = DataSpec(family="grid", kind="rollout", inputs=["u", "v"], targets=["u", "v"],
+                    input_steps=2, conditioning_names=["re"], conditioning_mean=[0.0],
+                    conditioning_std=[1.0],
+                    geometry={"kind": "regular", "dim": 2, "shape": [4, 4],
+                              "domain": [[0.0, 1.0], [0.0, 1.0]], "periodic": [True, True]})
+    x = torch.arange(5.0)[None, :, None, None].expand(2, 5, 4, 4)  # channels 0..4
+    pred = torch.full((2, 2, 4, 4), 9.0)
+    nxt = make_adapter(spec).next_input(x, pred)
+    assert nxt[0, :, 0, 0].tolist() == [2.0, 3.0, 9.0, 9.0, 4.0]
+    spec.family, spec.geometry = "mesh", {"kind": "mesh", "dim": 2}
+    meshes = [jittered_rectangle_mesh((4, 3), seed=i) for i in range(2)]
+    for m in meshes:
+        m.x = torch.arange(5.0).expand(m.num_nodes, 5)
+    batch = Batch.from_data_list(meshes)
+    nxt = make_adapter(spec).next_input(batch, torch.full((24, 2), 9.0))
+    assert nxt.x[0].tolist() == [2.0, 3.0, 9.0, 9.0, 4.0]
+    assert batch.x[0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the batch itself is unchanged
+    assert nxt.num_graphs == 2 and torch.equal(nxt.pos, batch.pos)
