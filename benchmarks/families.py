@@ -9,15 +9,21 @@ The problem of benchmarks/models.py: batch 4, one input and one output channel o
 grid as a PyG batch of four 4096-point clouds with trapezoid weights. One step =
 zero_grad, forward, mean-square loss, backward; each case in a fresh process with
 the thread count given, after two warm-up steps; the figure is the median of the
-timed steps. A second table compares the Hartley and Fourier spectral layers alone
-(32 -> 32 channels, n_modes (16, 16), ``[4, 32, 64, 64]``).
+timed steps. The ratio to FNO is measured *paired*: the case and FNO in one process,
+steps alternating (A B B A ...), ratio = median of the per-step ratios, far less
+sensitive to a shared machine's load than the separate medians. A second table
+compares the Hartley and Fourier spectral layers alone (32 -> 32 channels, n_modes
+(16, 16), ``[4, 32, 64, 64]``), paired the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -111,6 +117,41 @@ def step_of(name: str):
     return step
 
 
+def _paired_child(names: tuple[str, str], threads: int, repeats: int, queue) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        steps = [step_of(name) for name in names]
+        times: list[list[float]] = [[], []]
+        for i in range(repeats):
+            for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+                start = time.perf_counter()
+                steps[j]()
+                times[j].append(time.perf_counter() - start)
+        queue.put({"times": times})
+    except Exception as error:  # report the failure as a result row
+        queue.put({"error": f"{type(error).__name__}: {error}"})
+
+
+def paired(names: tuple[str, str], threads: int, repeats: int, timeout: float = 1800) -> dict:
+    """Both cases in one fresh process, steps alternating; ratio = median of t_A / t_B."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_paired_child, args=(names, threads, repeats, queue))
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        return {"error": f"timed out after {timeout:.0f} s"}
+    out = queue.get() if not queue.empty() else {"error": f"exit code {proc.exitcode}"}
+    if "times" in out:
+        a, b = out["times"]
+        out["median_s"] = [statistics.median(a), statistics.median(b)]
+        out["ratio"] = statistics.median(x / y for x, y in zip(a, b, strict=True))
+    return out
+
+
 def param_count(name: str) -> int:
     """Real scalars of the trainable parameters (complex tensors count twice)."""
     model, _ = build(name)
@@ -131,9 +172,12 @@ def main() -> None:
         res = measure(step_of, (name,), repeats=repeats, threads=args.threads, timeout=1800)
         res["load"] = round(load, 2)
         res["params"] = param_count(name)
+        reference = "SpectralConv (Fourier)" if name in LAYER_CASES else "FNO"
+        if name != reference:
+            res["paired"] = paired((name, reference), args.threads, 2 * repeats)
         results[name] = res
-        print(f"{name}: {res.get('median_s', res.get('error'))} s, {res['params']:,} params "
-              f"(load {load:.2f})", flush=True)
+        print(f"{name}: {res.get('median_s', res.get('error'))} s, {res['params']:,} params, "
+              f"paired ratio {res.get('paired', {}).get('ratio')} (load {load:.2f})", flush=True)
     report(args, repeats, results)
 
 
@@ -146,22 +190,27 @@ def report(args, repeats: int, results: dict) -> None:
           "start of each case is listed.", "",
           f"Batch {BATCH}, 1 -> 1 channels on a {GRID} x {GRID} grid; one step = forward, "
           "mean-square loss, backward.", "",
-          "| model | configuration | parameters | vs FNO | time per step (s) | vs FNO | load |",
+          "| model | configuration | parameters | vs FNO | time per step (s) | time vs FNO "
+          "(paired) | load |",
           "|---|---|---|---|---|---|---|"]
     for name, desc in CASES.items():
         r = results[name]
         t = r.get("median_s")
-        ratio_t = fmt(t / fno["median_s"]) if t and "median_s" in fno else "-"
+        ratio_t = fmt(r["paired"].get("ratio")) if "paired" in r else "1"
+        if "paired" in r and "error" in r["paired"]:
+            ratio_t = r["paired"]["error"]
         md.append(f"| {name} | {desc} | {r['params']:,} | {r['params'] / fno['params']:.3f} | "
                   f"{fmt(t) if t else r.get('error')} | {ratio_t} | {r['load']:.1f} |")
     md += ["", f"## Spectral layer alone: Hartley vs Fourier ({HIDDEN} -> {HIDDEN} channels, "
            f"n_modes (16, 16), input [{BATCH}, {HIDDEN}, {GRID}, {GRID}])", "",
-           "| layer | kept modes | parameters | time per step (s) | load |",
-           "|---|---|---|---|---|"]
+           "| layer | kept modes | parameters | time per step (s) | time vs Fourier (paired) "
+           "| load |",
+           "|---|---|---|---|---|---|"]
     for name, desc in LAYER_CASES.items():
         r = results[name]
+        ratio = fmt(r["paired"].get("ratio")) if "paired" in r else "1"
         md.append(f"| {name} | {desc} | {r['params']:,} | "
-                  f"{fmt(r['median_s']) if 'median_s' in r else r.get('error')} | "
+                  f"{fmt(r['median_s']) if 'median_s' in r else r.get('error')} | {ratio} | "
                   f"{r['load']:.1f} |")
     md.append("")
     payload = {"machine": machine(), "batch": BATCH, "grid": GRID, "hidden": HIDDEN,

@@ -81,7 +81,7 @@ def build(name: str, shape: tuple[int, int]):
 
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
-    if name in SPHERE_CASES:
+    if name in SPHERE_CASES or name.startswith("SFNO"):
         return _build_sphere(name, *shape)
     if name == "FNO (ours)":
         from geo_neuralop.models import FNO
@@ -118,6 +118,13 @@ def _build_sphere(name: str, nlat: int, nlon: int):
         from geo_neuralop.models import SFNO
 
         return SFNO(1, 1, **common)
+    if name == "SFNO (ours, reference path)":  # before the fast path: RealSHT, einsum, ISHT
+        from geo_neuralop.models import SFNO
+
+        model = SFNO(1, 1, **common)
+        for block in model.blocks:
+            block.conv.forward = block.conv.forward_reference
+        return model
     if name == "LocalSFNO (ours)":
         from geo_neuralop.models import LocalSFNO
 
@@ -193,6 +200,7 @@ PAIRS = [
     ("LocalSFNO (ours)", "SFNO (torch-harmonics)", (32, 64)),
     ("LocalSFNO (ours)", "SFNO (torch-harmonics)", (64, 128)),
     ("SFNO (ours)", "SFNO (torch-harmonics)", (64, 128)),
+    ("SFNO (ours, reference path)", "SFNO (torch-harmonics)", (64, 128)),
 ]
 
 
