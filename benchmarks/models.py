@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/models.py [--quick] [--threads 1] [--paired-threads 1 2]
 [--rounds 1]``; ``--profile 'LocalSFNO (ours)'`` prints a torch.profiler table instead;
 ``--pairs-only 'SFNO (ours)'`` measures only the paired ratios whose first model is that
-case (``--pair-runs`` times each), written to ``models_pairs.{json,md}``.
+case (``--pair-runs`` times each), written to ``models_pairs_<case>.{json,md}``.
 Writes ``benchmarks/results/models.{json,md}`` (``models_quick`` with ``--quick``).
 
 Grid case (from the models issue): 64 x 64 periodic grid, batch 4, 1 -> 1 channels,
@@ -342,7 +342,11 @@ def pairs_only(case: str, threads_list: list[int], runs: int) -> None:
           "two warm-up steps; ratio = median of the per-step ratios t_A / t_B.", "",
           "| threads | A / B | grid | ratio per run | median | load per run |",
           "|---|---|---|---|---|---|", *rows, ""]
-    write_results("models_pairs", {"machine": machine(), "pairs": payload}, "\n".join(md))
+    slug = "".join(c if c.isalnum() else "_" for c in case.lower()).strip("_")
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    write_results(f"models_pairs_{slug}", {"machine": machine(), "pairs": payload},
+                  "\n".join(md))
 
 
 def report(quick: bool, rounds: int, repeats: dict, spheres: list, params: dict,
