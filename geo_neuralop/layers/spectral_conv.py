@@ -26,7 +26,6 @@ __all__ = [
     "complex_bmm",
     "contract_channels",
     "kept_frequencies",
-    "negate_frequencies",
     "resample_periodic",
     "spectral_crop",
     "spectral_pad",
@@ -383,12 +382,6 @@ class FourierConvBase(nn.Module):
 BASES = ("fourier", "hartley")
 
 
-def negate_frequencies(w: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
-    """``w(-k)`` for ``w`` stored in FFT order (``0, 1, .., K, -K, .., -1``) along ``dims``."""
-    dims = list(dims)
-    return torch.roll(torch.flip(w, dims), [1] * len(dims), dims)
-
-
 class SpectralConv(FourierConvBase):
     """Fourier neural operator convolution with a weight per kept frequency.
 
@@ -435,7 +428,8 @@ class SpectralConv(FourierConvBase):
     ----------
     weight : nn.Parameter or FactorizedTensor
         Fourier, unfactorized: ``[2K_1 + 1, ..., K_d + 1, C_in, C_out, 2]`` (real and
-        imaginary parts; frequencies in FFT order ``0..K, -K..-1``). Otherwise a
+        imaginary parts; frequencies in FFT order ``0..K, -K..-1``); Hartley, unfactorized:
+        ``[2K_1 + 1, ..., 2K_d + 1, C_in, C_out]`` (real). Factorized: a
         :class:`~geo_neuralop.layers.factorized_tensors.FactorizedTensor` of shape
         ``[C_in, C_out, 2K_1 + 1, ..., K_d + 1]`` (complex; Fourier) or ``[C_in, C_out,
         2K_1 + 1, ..., 2K_d + 1]`` (real; Hartley), FFT order.
@@ -453,7 +447,7 @@ class SpectralConv(FourierConvBase):
     >>> round(tucker.count_parameters() / SpectralConv(32, 32, (16, 16)).count_parameters(), 2)
     0.09
     >>> hartley = SpectralConv(3, 8, n_modes=(12, 12), basis="hartley")
-    >>> hartley(torch.randn(2, 3, 32, 40)).shape, hartley.weight.to_tensor().dtype
+    >>> hartley(torch.randn(2, 3, 32, 40)).shape, hartley.weight.dtype  # real multipliers
     (torch.Size([2, 8, 32, 40]), torch.float32)
     """
 
@@ -491,6 +485,9 @@ class SpectralConv(FourierConvBase):
                 torch.randn(*sizes, in_channels, out_channels, 2)
                 * (float(init_std) / math.sqrt(2.0))
             )
+        elif factorization is None:  # Hartley, frequency-major like the Fourier weight
+            self.weight = nn.Parameter(
+                torch.randn(*full, in_channels, out_channels) * float(init_std))
         else:
             shape = (in_channels, out_channels, *(full if basis == "hartley" else sizes))
             self.weight = factorized_tensor(shape, factorization, rank,
@@ -502,6 +499,15 @@ class SpectralConv(FourierConvBase):
         if isinstance(self.weight, FactorizedTensor):
             return sum(p.numel() for p in self.weight.parameters())
         return self.weight.numel()
+
+    def hartley_weight(self) -> torch.Tensor:
+        """The real Hartley multipliers, frequency-major ``[2K_1 + 1, ..., 2K_d + 1, C_in, C_out]``
+        (FFT order on every axis)."""
+        if self.basis != "hartley":
+            raise ValueError(f"hartley_weight needs basis='hartley', got {self.basis!r}")
+        if isinstance(self.weight, FactorizedTensor):
+            return self._dense()
+        return self.weight
 
     def _crop(self, w: torch.Tensor, kept: Sequence[int], first: int = 0) -> torch.Tensor:
         """``w`` (frequency axes ``first .. first + d - 1``: ``2K_1 + 1, ..., K_d + 1``)
@@ -523,25 +529,33 @@ class SpectralConv(FourierConvBase):
     def spectral_weight(self, kept: Sequence[int]) -> torch.Tensor:
         if self.basis == "hartley":
             even, odd = self.hartley_parts(kept)
-            w = torch.complex(even, -odd)  # the multiplier seen by symmetric-kernel inputs
-            return w.permute(*range(2, self.n_dim + 2), 0, 1)
+            return torch.complex(even, -odd)  # the multiplier seen by symmetric-kernel inputs
         if isinstance(self.weight, FactorizedTensor):
             return self._crop(self._dense(), kept)
         return self._crop(torch.view_as_complex(self.weight), kept)
 
     def hartley_parts(self, kept: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Even and odd parts ``(W(k) + W(-k)) / 2``, ``(W(k) - W(-k)) / 2`` of the Hartley
-        weight on the kept half block, ``[C_in, C_out, 2k_1 + 1, ..., k_d + 1]`` (real)."""
-        w = self.weight.to_tensor()  # type: ignore[operator]  [I, O, 2K_1 + 1, ..., 2K_d + 1]
+        weight on the kept half block, ``[2k_1 + 1, ..., k_d + 1, C_in, C_out]`` (real)."""
+        w = self.hartley_weight()  # [2K_1 + 1, ..., 2K_d + 1, I, O]
+        d = self.n_dim
+        full = w.shape[:d]
         half = self.max_freq[-1] + 1
-        w_neg = w
-        for axis in range(self.n_dim):  # w(-k): index (-j) mod n on every frequency axis
-            n = w.shape[2 + axis]
-            index = (-torch.arange(half if axis == self.n_dim - 1 else n, device=w.device)) % n
-            w_neg = w_neg.index_select(2 + axis, index)
-        w_half = w.narrow(1 + self.n_dim, 0, half)
-        even, odd = 0.5 * (w_half + w_neg), 0.5 * (w_half - w_neg)
-        return self._crop(even, kept, first=2), self._crop(odd, kept, first=2)
+        # rows (frequencies) of the half block and of their negatives, in the flattened grid
+        grids = torch.meshgrid(*[torch.arange(n if a < d - 1 else half, device=w.device)
+                                 for a, n in enumerate(full)], indexing="ij")
+        pos = torch.zeros_like(grids[0])
+        neg = torch.zeros_like(grids[0])
+        for a, n in enumerate(full):
+            pos = pos * n + grids[a]
+            neg = neg * n + (-grids[a]) % n
+        flat = w.reshape(-1, *w.shape[d:])
+        w_half = flat.index_select(0, pos.reshape(-1))
+        w_neg = flat.index_select(0, neg.reshape(-1))
+        shape = (*full[:-1], half, *w.shape[d:])
+        even = (0.5 * (w_half + w_neg)).reshape(shape)
+        odd = (0.5 * (w_half - w_neg)).reshape(shape)
+        return self._crop(even, kept), self._crop(odd, kept)
 
     def contract(self, x_hat: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
         if self.basis == "fourier":
@@ -550,13 +564,15 @@ class SpectralConv(FourierConvBase):
         # with X = R + i J: Re Y = R W_e - J W_o and Im Y = J W_e - R W_o: one real product of
         # the interleaved (R, J) pairs with a [2 C_in, 2 C_out] weight per frequency (as many
         # real operations as the complex product of the Fourier layer)
-        even, odd = self.hartley_parts(kept)  # [I, O, *S]
+        even, odd = self.hartley_parts(kept)  # [*S, I, O]
         b, i, *spatial = x_hat.shape
         o = self.out_channels
         xf = x_hat.reshape(b, i, -1).permute(2, 0, 1).contiguous()  # [F, B, I] complex
         xr = torch.view_as_real(xf).reshape(xf.shape[0], b, 2 * i)  # (R, J) interleaved
-        weight = torch.stack([torch.stack([even, -odd], 2), torch.stack([-odd, even], 2)], 1)
-        weight = weight.reshape(2 * i, 2 * o, -1).permute(2, 0, 1).to(xr.dtype).contiguous()
+        even, odd = even.reshape(-1, i, o), odd.reshape(-1, i, o)
+        weight = torch.stack([torch.stack([even, -odd], -1), torch.stack([-odd, even], -1)],
+                             dim=2)  # [F, I, R|J, O, re|im]
+        weight = weight.reshape(-1, 2 * i, 2 * o).to(xr.dtype)
         out = _BatchedComplexMatmul.apply(xr, weight).reshape(-1, b, o, 2)
         return torch.view_as_complex(out).permute(1, 2, 0).reshape(b, o, *spatial)
 

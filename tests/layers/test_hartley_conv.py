@@ -28,7 +28,8 @@ def _direct_hartley_layer(conv: SpectralConv, x: torch.Tensor) -> torch.Tensor:
     cas = _cas_matrix(shape, kept)  # [F, N]
     n = cas.shape[1]
     xh = torch.einsum("fn,bin->bif", cas, x.reshape(*x.shape[:2], -1)) / n
-    w = conv.weight.to_tensor().detach().reshape(conv.in_channels, conv.out_channels, -1)
+    w = conv.hartley_weight().detach()  # [*S, I, O]
+    w = w.reshape(-1, conv.in_channels, conv.out_channels).permute(1, 2, 0)
     yh = torch.einsum("bif,iof->bof", xh, w)
     y = torch.einsum("fn,bof->bon", cas, yh)
     return y.reshape(x.shape[0], -1, *shape) + conv.bias.detach()
@@ -49,8 +50,8 @@ def test_even_multiplier_is_the_convolution_with_the_even_kernel(float64):
     """W(k) = W(-k): y = kappa * x, kappa(s) = sum_k W(k) cos(2 pi k.s), by direct circular sums."""
     conv = SpectralConv(1, 1, n_modes=(6, 6), basis="hartley", bias=False)
     with torch.no_grad():
-        w = conv.weight.tensor
-        w.copy_(0.5 * (w + torch.roll(torch.flip(w, [2, 3]), (1, 1), (2, 3))))
+        w = conv.weight  # [7, 7, 1, 1], FFT order on both frequency axes
+        w.copy_(0.5 * (w + torch.roll(torch.flip(w, [0, 1]), (1, 1), (0, 1))))
     shape = (11, 9)
     x = torch.randn(1, 1, *shape)
     kept = [3, 3]
@@ -58,7 +59,7 @@ def test_even_multiplier_is_the_convolution_with_the_even_kernel(float64):
     full0 = freqs[0]
     full1 = torch.cat([torch.arange(0, 4), torch.arange(-3, 0)]).double()
     assert len(full0) == 7
-    wk = conv.weight.to_tensor().detach()[0, 0]  # [7, 7], FFT order on both axes
+    wk = conv.weight.detach()[:, :, 0, 0]  # [7, 7], FFT order on both axes
     kappa = torch.zeros(shape, dtype=torch.float64)
     s0 = torch.arange(shape[0]).double()[:, None] / shape[0]
     s1 = torch.arange(shape[1]).double()[None, :] / shape[1]
@@ -83,16 +84,18 @@ def test_even_multiplier_is_the_convolution_with_the_even_kernel(float64):
 def test_same_mode_set_and_parameter_count_as_the_fourier_layer():
     fourier = SpectralConv(8, 8, n_modes=(16, 16))
     hartley = SpectralConv(8, 8, n_modes=(16, 16), basis="hartley")
-    assert tuple(hartley.weight.shape) == (8, 8, 17, 17)  # |k_1|, |k_2| <= 8, both signs
+    assert tuple(hartley.weight.shape) == (17, 17, 8, 8)  # |k_1|, |k_2| <= 8, both signs
     assert tuple(fourier.weight.shape) == (17, 9, 8, 8, 2)  # |k_1| <= 8, 0 <= k_2 <= 8, complex
     ratio = hartley.count_parameters() / fourier.count_parameters()
     assert ratio == pytest.approx(17 / 18)
     x = torch.randn(2, 8, 24, 24)
     hartley(x).square().mean().backward()
-    assert hartley.weight.tensor.grad.abs().min() > 0  # every multiplier reaches the output
+    assert hartley.weight.grad.abs().min() > 0  # every multiplier reaches the output
     tucker = SpectralConv(8, 8, n_modes=(16, 16), basis="hartley", factorization="tucker",
                           rank=0.2)
     assert tucker(x).shape == x.shape and not tucker.weight.complex_valued
+    dense_view = tucker.hartley_weight()  # the rebuilt multipliers, frequency-major
+    assert dense_view.shape == (17, 17, 8, 8) and not dense_view.is_complex()
 
 
 def test_unknown_basis_is_refused():
