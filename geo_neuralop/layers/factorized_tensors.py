@@ -14,11 +14,12 @@ tensors) and rebuilds the dense tensor with :meth:`FactorizedTensor.to_tensor`
   ``G_n [r_{n-1}, n_n, r_n]`` with ``r_0 = r_N = 1``;
 - ``"dense"``: one plain tensor.
 
-Ranks follow tensorly's conventions: an int, per-mode ints (Tucker: ``N`` values;
-TT: ``N - 1`` inner ranks or ``N + 1`` with the two outer ones equal to 1), or a float in
-``(0, 1]``: the fraction of the dense tensor's parameter count to keep. The layout of
-the factors is tensorly-torch's (``tltorch``), so neuraloperator's TFNO factors copy
-over directly (tests/layers/test_factorized_tensors.py does so).
+Ranks (:func:`resolve_rank`): an int, per-mode ints (Tucker: ``N`` values; TT: ``N - 1``
+inner ranks or ``N + 1`` with the two outer ones equal to 1), or a float in ``(0, 1]``: the
+fraction of the dense tensor's parameter count to keep (CP as tensorly rounds it;
+Tucker and TT with one scale for all modes, at most that fraction). The layout of the
+factors is tensorly-torch's (``tltorch``), so neuraloperator's TFNO factors copy over
+directly (tests/layers/test_factorized_tensors.py does so).
 
 Initialization draws the factors so that the entries of the rebuilt tensor have
 standard deviation ``init_std`` (tensorly-torch's rule: factor std
