@@ -1,7 +1,9 @@
 """Models, forward + backward on CPU: geo_neuralop vs neuraloperator 2.0.0 and torch-harmonics.
 
 Run: ``.venv/bin/python benchmarks/models.py [--quick] [--threads 1] [--paired-threads 1 2]
-[--rounds 1]``; ``--profile 'LocalSFNO (ours)'`` prints a torch.profiler table instead.
+[--rounds 1]``; ``--profile 'LocalSFNO (ours)'`` prints a torch.profiler table instead;
+``--pairs-only 'SFNO (ours)'`` measures only the paired ratios whose first model is that
+case (``--pair-runs`` times each), written to ``models_pairs_<case>.{json,md}``.
 Writes ``benchmarks/results/models.{json,md}`` (``models_quick`` with ``--quick``).
 
 Grid case (from the models issue): 64 x 64 periodic grid, batch 4, 1 -> 1 channels,
@@ -79,7 +81,7 @@ def build(name: str, shape: tuple[int, int]):
 
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
-    if name in SPHERE_CASES:
+    if name in SPHERE_CASES or name.startswith("SFNO"):
         return _build_sphere(name, *shape)
     if name == "FNO (ours)":
         from geo_neuralop.models import FNO
@@ -116,6 +118,13 @@ def _build_sphere(name: str, nlat: int, nlon: int):
         from geo_neuralop.models import SFNO
 
         return SFNO(1, 1, **common)
+    if name == "SFNO (ours, reference path)":  # before the fast path: RealSHT, einsum, ISHT
+        from geo_neuralop.models import SFNO
+
+        model = SFNO(1, 1, **common)
+        for block in model.blocks:
+            block.conv.forward = block.conv.forward_reference
+        return model
     if name == "LocalSFNO (ours)":
         from geo_neuralop.models import LocalSFNO
 
@@ -191,6 +200,7 @@ PAIRS = [
     ("LocalSFNO (ours)", "SFNO (torch-harmonics)", (32, 64)),
     ("LocalSFNO (ours)", "SFNO (torch-harmonics)", (64, 128)),
     ("SFNO (ours)", "SFNO (torch-harmonics)", (64, 128)),
+    ("SFNO (ours, reference path)", "SFNO (torch-harmonics)", (64, 128)),
 ]
 
 
@@ -268,7 +278,14 @@ def main() -> None:
                              "(ours)') and exit")
     parser.add_argument("--shape", type=int, nargs=2, default=None,
                         help="grid of --profile (default 64 64, or 64 128 for sphere cases)")
+    parser.add_argument("--pairs-only", metavar="CASE", default=None,
+                        help="only the paired ratios of PAIRS whose numerator is CASE")
+    parser.add_argument("--pair-runs", type=int, default=3,
+                        help="independent processes per pair with --pairs-only")
     args = parser.parse_args()
+    if args.pairs_only is not None:
+        pairs_only(args.pairs_only, args.paired_threads or [1], args.pair_runs)
+        return
     if args.profile is not None:
         default = (64, 128) if args.profile in SPHERE_CASES else (GRID, GRID)
         profile(args.profile, tuple(args.shape or default), args.threads[0])
@@ -297,6 +314,39 @@ def main() -> None:
             print(f"paired, {threads} thread(s): {a} / {b} @ {shape}: "
                   f"{res.get('ratio', res.get('error'))} (load {res['load']})", flush=True)
         report(args.quick, args.rounds, repeats, spheres, params, results, pairs)
+
+
+def pairs_only(case: str, threads_list: list[int], runs: int) -> None:
+    """Paired ratios of the PAIRS with numerator ``case``, ``runs`` fresh processes each."""
+    import statistics
+
+    rows, payload = [], {}
+    for threads in threads_list:
+        for a, b, shape in PAIRS:
+            if a != case:
+                continue
+            steps = 20 if shape == (64, 128) else 14
+            results = [paired((a, b), shape, threads, steps) for _ in range(runs)]
+            ratios = [r["ratio"] for r in results if "ratio" in r]
+            key = f"{threads}|{a} / {b} @ {shape[0]}x{shape[1]}"
+            payload[key] = results
+            for r in results:
+                print(f"{key}: {r.get('ratio', r.get('error'))} (load {r['load']})", flush=True)
+            median = statistics.median(ratios) if ratios else None
+            loads = ", ".join(f"{r['load']:.1f}" for r in results)
+            rows.append(f"| {threads} | {a} / {b} | {shape[0]}x{shape[1]} | "
+                        f"{', '.join(fmt(x) for x in ratios)} | {fmt(median)} | {loads} |")
+    md = ["# Paired step-time ratios", "",
+          "Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()) + ".", "",
+          "Each run: both models in one fresh process, steps alternating (A B B A ...) after "
+          "two warm-up steps; ratio = median of the per-step ratios t_A / t_B.", "",
+          "| threads | A / B | grid | ratio per run | median | load per run |",
+          "|---|---|---|---|---|---|", *rows, ""]
+    slug = "".join(c if c.isalnum() else "_" for c in case.lower()).strip("_")
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    write_results(f"models_pairs_{slug}", {"machine": machine(), "pairs": payload},
+                  "\n".join(md))
 
 
 def report(quick: bool, rounds: int, repeats: dict, spheres: list, params: dict,

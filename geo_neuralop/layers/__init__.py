@@ -7,8 +7,12 @@ from geo_neuralop.layers.channel_mlp import ChannelMLP, PointwiseLinear
 from geo_neuralop.layers.differential_conv import GridDifferentialConv, PointDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
 from geo_neuralop.layers.embeddings import GridEmbedding, SphereEmbedding
+from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_tensor
 from geo_neuralop.layers.grid_disco_conv import GridDiscoConv
 from geo_neuralop.layers.kan import KAN, KANLinear
+from geo_neuralop.layers.multigrid_patching import MultigridPatching2D
+from geo_neuralop.layers.neural_spectral_block import NeuralSpectralBlock2d
+from geo_neuralop.layers.physics_attention import PhysicsAttention
 from geo_neuralop.layers.skip_connections import SoftGating, skip_connection
 from geo_neuralop.layers.spectral_block import SpectralBlock
 from geo_neuralop.layers.spectral_conv import SpectralConv
@@ -19,11 +23,15 @@ __all__ = [
     "AMSpectralConv",
     "ChannelMLP",
     "DiscoConv",
+    "FactorizedTensor",
     "GridDifferentialConv",
     "GridDiscoConv",
     "GridEmbedding",
     "KAN",
     "KANLinear",
+    "MultigridPatching2D",
+    "NeuralSpectralBlock2d",
+    "PhysicsAttention",
     "PointDifferentialConv",
     "PointwiseLinear",
     "SoftGating",
@@ -33,6 +41,7 @@ __all__ = [
     "SphereDiscoConv",
     "SphereEmbedding",
     "SphericalSpectralConv",
+    "factorized_tensor",
     "get_activation",
     "skip_connection",
 ]

@@ -16,11 +16,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_tensor
 from geo_neuralop.utils.checks import as_tuple
 
 __all__ = [
+    "BASES",
     "FourierConvBase",
     "SpectralConv",
+    "complex_bmm",
     "contract_channels",
     "kept_frequencies",
     "resample_periodic",
@@ -214,6 +217,18 @@ class _BatchedComplexMatmul(torch.autograd.Function):
         return grad_x, grad_w
 
 
+def complex_bmm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``torch.bmm(x, w)`` for complex ``x [F, N, I]`` and ``w [F, I, O]``, with a fast backward.
+
+    The backward multiplies contiguous conjugate transposes (PyTorch's own hands
+    conjugated views to ``bmm``, which on CPU runs one small product per batch entry).
+    Real tensors go straight to ``torch.bmm``.
+    """
+    if not x.is_complex():
+        return torch.bmm(x, w)
+    return _BatchedComplexMatmul.apply(x, w)
+
+
 def contract_channels(x_hat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``y[b, o, k] = sum_i x[b, i, k] w[k, i, o]`` as one batched complex matmul over frequencies.
 
@@ -280,6 +295,13 @@ class FourierConvBase(nn.Module):
         """
         raise NotImplementedError
 
+    def contract(self, x_hat: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
+        """The output spectrum on the kept block: ``W(k) . x_hat(k)`` by default.
+
+        ``x_hat [B, C_in, 2k_1 + 1, ..., k_d + 1]`` (FFT order) -> ``[B, C_out, ...]``.
+        """
+        return contract_channels(x_hat, self.spectral_weight(kept).to(x_hat.dtype))
+
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -343,8 +365,7 @@ class FourierConvBase(nn.Module):
         kept = kept_frequencies(self.max_freq, in_shape, out_shape)
         x_full = torch.fft.rfftn(x, dim=dims, norm="forward")
         x_hat = spectral_crop(x_full, kept, in_shape)
-        weight = self.spectral_weight(kept).to(x_hat.dtype)
-        y_hat = spectral_pad(contract_channels(x_hat, weight), kept, out_shape)
+        y_hat = spectral_pad(self.contract(x_hat, kept), kept, out_shape)
         for i, term in enumerate(spectrum_terms or ()):
             extra = term(x_full)
             expected = (x.shape[0], self.out_channels, *x_full.shape[2:])
@@ -358,30 +379,60 @@ class FourierConvBase(nn.Module):
         return y.to(dtype)
 
 
+BASES = ("fourier", "hartley")
+
+
 class SpectralConv(FourierConvBase):
-    """Fourier neural operator convolution with a dense complex weight per kept frequency.
+    """Fourier neural operator convolution with a weight per kept frequency.
 
     ``y = irfftn(W(k) . rfftn(x))`` on the frequencies ``|k_d| <= n_modes[d] // 2``
     (see the module docstring for the Fourier and Nyquist conventions). Works
     on any grid resolution: modes beyond what a grid holds are skipped.
+
+    Tensorized (TFNO, Kossaifi et al.): with ``factorization`` the weight
+    ``[C_in, C_out, *modes]`` is stored as a CP, Tucker or tensor-train tensor of the
+    given ``rank`` (:mod:`~geo_neuralop.layers.factorized_tensors`) and rebuilt at each
+    call; the layout is neuraloperator's, so its TFNO factors copy over.
+
+    Hartley (``basis="hartley"``, the Hartley neural operator of Sulskis and Ravi, "Real
+    vs. Complex Spectral Bases for Neural Operators"): one *real* multiplier per kept
+    frequency of the discrete Hartley transform ``H x(k) = sum_n x(n) cas(2 pi k.n / N) / N``
+    (``cas = cos + sin``), ``y = H^-1 (W . H x)``, on the same set ``|k_d| <= m_d // 2`` (both
+    signs on every axis, so the weight ``[C_in, C_out, 2K_1 + 1, ..., 2K_d + 1]`` has about as
+    many real numbers as the complex Fourier one). In Fourier terms the Hartley product
+    is ``Y(k) = W_e(k) X(k) - i W_o(k) X(-k)`` with ``W_e``, ``W_o`` the even and odd parts
+    of ``W``: a convolution with the even kernel plus one with the reflected input, so
+    the layer commutes with translations exactly when ``W`` is even (then it is the
+    Fourier layer with a real symmetric kernel). It runs on the same real FFTs.
 
     Parameters
     ----------
     in_channels, out_channels : int
     n_modes : int or sequence of int
         ``m`` per spatial axis (1, 2 or 3 axes); keeps ``|k| <= m // 2``, so the
-        weight has ``2 (m // 2) + 1`` entries on the full axes and ``m // 2 + 1``
+        Fourier weight has ``2 (m // 2) + 1`` entries on the full axes and ``m // 2 + 1``
         on the last.
     bias : bool
         Learned constant per output channel.
     init_std : float or "auto"
-        Standard deviation of the complex weights (``|w|``); "auto" is
+        Standard deviation of the weights (``|w|``); "auto" is
         ``sqrt(2 / (in_channels + out_channels))``, as in neuraloperator.
+    factorization : {"cp", "tucker", "tt", "dense"} or None
+        Store the weight factorized (None: the plain dense parameter below).
+    rank : int, float or sequence of int
+        Rank of the factorization (a float in (0, 1] is the fraction of the dense
+        parameter count kept; see :func:`~geo_neuralop.layers.factorized_tensors.resolve_rank`).
+    basis : {"fourier", "hartley"}
 
     Attributes
     ----------
-    weight : nn.Parameter, shape [2K_1 + 1, ..., K_d + 1, C_in, C_out, 2]
-        Real and imaginary parts; frequencies in FFT order ``0..K, -K..-1``.
+    weight : nn.Parameter or FactorizedTensor
+        Fourier, unfactorized: ``[2K_1 + 1, ..., K_d + 1, C_in, C_out, 2]`` (real and
+        imaginary parts; frequencies in FFT order ``0..K, -K..-1``); Hartley, unfactorized:
+        ``[2K_1 + 1, ..., 2K_d + 1, C_in, C_out]`` (real). Factorized: a
+        :class:`~geo_neuralop.layers.factorized_tensors.FactorizedTensor` of shape
+        ``[C_in, C_out, 2K_1 + 1, ..., K_d + 1]`` (complex; Fourier) or ``[C_in, C_out,
+        2K_1 + 1, ..., 2K_d + 1]`` (real; Hartley), FFT order.
 
     Examples
     --------
@@ -392,6 +443,12 @@ class SpectralConv(FourierConvBase):
     torch.Size([2, 8, 32, 40])
     >>> conv(torch.randn(2, 3, 16, 16), output_shape=(64, 64)).shape  # super-resolved output
     torch.Size([2, 8, 64, 64])
+    >>> tucker = SpectralConv(32, 32, n_modes=(16, 16), factorization="tucker", rank=0.1)
+    >>> round(tucker.count_parameters() / SpectralConv(32, 32, (16, 16)).count_parameters(), 2)
+    0.09
+    >>> hartley = SpectralConv(3, 8, n_modes=(12, 12), basis="hartley")
+    >>> hartley(torch.randn(2, 3, 32, 40)).shape, hartley.weight.dtype  # real multipliers
+    (torch.Size([2, 8, 32, 40]), torch.float32)
     """
 
     def __init__(
@@ -401,6 +458,9 @@ class SpectralConv(FourierConvBase):
         n_modes: int | Sequence[int],
         bias: bool = True,
         init_std: float | str = "auto",
+        factorization: str | None = None,
+        rank: float | int | Sequence[int] = 1.0,
+        basis: str = "fourier",
     ) -> None:
         modes = as_tuple(n_modes, "n_modes")
         if not 1 <= len(modes) <= 3:
@@ -408,27 +468,117 @@ class SpectralConv(FourierConvBase):
         for i, m in enumerate(modes):
             if m < 1:
                 raise ValueError(f"n_modes[{i}] must be positive, got {m}")
+        if basis not in BASES:
+            raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
         super().__init__(in_channels, out_channels, len(modes), [m // 2 for m in modes], bias)
         self.n_modes = modes
+        self.basis = basis
+        self.factorization = factorization
         if init_std == "auto":
             init_std = math.sqrt(2.0 / (in_channels + out_channels))
         elif isinstance(init_std, bool) or not isinstance(init_std, (int, float)) or init_std <= 0:
             raise ValueError(f"init_std must be a positive number or 'auto', got {init_std!r}")
-        sizes = [2 * (m // 2) + 1 for m in modes[:-1]] + [modes[-1] // 2 + 1]
-        self.weight = nn.Parameter(
-            torch.randn(*sizes, in_channels, out_channels, 2) * (float(init_std) / math.sqrt(2.0))
-        )
+        full = [2 * (m // 2) + 1 for m in modes]
+        sizes = full[:-1] + [modes[-1] // 2 + 1]
+        if basis == "fourier" and factorization is None:
+            self.weight = nn.Parameter(
+                torch.randn(*sizes, in_channels, out_channels, 2)
+                * (float(init_std) / math.sqrt(2.0))
+            )
+        elif factorization is None:  # Hartley, frequency-major like the Fourier weight
+            self.weight = nn.Parameter(
+                torch.randn(*full, in_channels, out_channels) * float(init_std))
+        else:
+            shape = (in_channels, out_channels, *(full if basis == "hartley" else sizes))
+            self.weight = factorized_tensor(shape, factorization, rank,
+                                            complex_valued=basis == "fourier",
+                                            init_std=float(init_std))
 
-    def spectral_weight(self, kept: Sequence[int]) -> torch.Tensor:
-        w = torch.view_as_complex(self.weight)
-        for dim, (k, big_k) in enumerate(zip(kept[:-1], self.max_freq[:-1], strict=True)):
+    def count_parameters(self) -> int:
+        """Real scalars of the spectral weight (a complex number counts twice)."""
+        if isinstance(self.weight, FactorizedTensor):
+            return sum(p.numel() for p in self.weight.parameters())
+        return self.weight.numel()
+
+    def hartley_weight(self) -> torch.Tensor:
+        """The real Hartley multipliers, frequency-major ``[2K_1 + 1, ..., 2K_d + 1, C_in, C_out]``
+        (FFT order on every axis)."""
+        if self.basis != "hartley":
+            raise ValueError(f"hartley_weight needs basis='hartley', got {self.basis!r}")
+        if isinstance(self.weight, FactorizedTensor):
+            return self._dense()
+        return self.weight
+
+    def _crop(self, w: torch.Tensor, kept: Sequence[int], first: int = 0) -> torch.Tensor:
+        """``w`` (frequency axes ``first .. first + d - 1``: ``2K_1 + 1, ..., K_d + 1``)
+        restricted to the kept block."""
+        for axis, (k, big_k) in enumerate(zip(kept[:-1], self.max_freq[:-1], strict=True)):
+            dim = first + axis
             if k < big_k:
                 w = torch.cat([w.narrow(dim, 0, k + 1), w.narrow(dim, 2 * big_k + 1 - k, k)], dim)
-        last = self.n_dim - 1
+        last = first + self.n_dim - 1
         if kept[-1] < self.max_freq[-1]:
             w = w.narrow(last, 0, kept[-1] + 1)
         return w
 
+    def _dense(self) -> torch.Tensor:
+        """The factorized weight, frequency-major ``[*modes, C_in, C_out]``."""
+        w = self.weight.to_tensor()  # type: ignore[operator]
+        return w.permute(*range(2, self.n_dim + 2), 0, 1)
+
+    def spectral_weight(self, kept: Sequence[int]) -> torch.Tensor:
+        if self.basis == "hartley":
+            even, odd = self.hartley_parts(kept)
+            return torch.complex(even, -odd)  # the multiplier seen by symmetric-kernel inputs
+        if isinstance(self.weight, FactorizedTensor):
+            return self._crop(self._dense(), kept)
+        return self._crop(torch.view_as_complex(self.weight), kept)
+
+    def hartley_parts(self, kept: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Even and odd parts ``(W(k) + W(-k)) / 2``, ``(W(k) - W(-k)) / 2`` of the Hartley
+        weight on the kept half block, ``[2k_1 + 1, ..., k_d + 1, C_in, C_out]`` (real)."""
+        w = self.hartley_weight()  # [2K_1 + 1, ..., 2K_d + 1, I, O]
+        d = self.n_dim
+        full = w.shape[:d]
+        half = self.max_freq[-1] + 1
+        # rows (frequencies) of the half block and of their negatives, in the flattened grid
+        grids = torch.meshgrid(*[torch.arange(n if a < d - 1 else half, device=w.device)
+                                 for a, n in enumerate(full)], indexing="ij")
+        pos = torch.zeros_like(grids[0])
+        neg = torch.zeros_like(grids[0])
+        for a, n in enumerate(full):
+            pos = pos * n + grids[a]
+            neg = neg * n + (-grids[a]) % n
+        flat = w.reshape(-1, *w.shape[d:])
+        w_half = flat.index_select(0, pos.reshape(-1))
+        w_neg = flat.index_select(0, neg.reshape(-1))
+        shape = (*full[:-1], half, *w.shape[d:])
+        even = (0.5 * (w_half + w_neg)).reshape(shape)
+        odd = (0.5 * (w_half - w_neg)).reshape(shape)
+        return self._crop(even, kept), self._crop(odd, kept)
+
+    def contract(self, x_hat: torch.Tensor, kept: Sequence[int]) -> torch.Tensor:
+        if self.basis == "fourier":
+            return super().contract(x_hat, kept)
+        # Hartley: Y(k) = W_e(k) X(k) - i W_o(k) X(-k), and X(-k) = conj X(k) for real x, so
+        # with X = R + i J: Re Y = R W_e - J W_o and Im Y = J W_e - R W_o: one real product of
+        # the interleaved (R, J) pairs with a [2 C_in, 2 C_out] weight per frequency (as many
+        # real operations as the complex product of the Fourier layer)
+        even, odd = self.hartley_parts(kept)  # [*S, I, O]
+        b, i, *spatial = x_hat.shape
+        o = self.out_channels
+        xf = x_hat.reshape(b, i, -1).permute(2, 0, 1).contiguous()  # [F, B, I] complex
+        xr = torch.view_as_real(xf).reshape(xf.shape[0], b, 2 * i)  # (R, J) interleaved
+        even, odd = even.reshape(-1, i, o), odd.reshape(-1, i, o)
+        weight = torch.stack([torch.stack([even, -odd], -1), torch.stack([-odd, even], -1)],
+                             dim=2)  # [F, I, R|J, O, re|im]
+        weight = weight.reshape(-1, 2 * i, 2 * o).to(xr.dtype)
+        out = _BatchedComplexMatmul.apply(xr, weight).reshape(-1, b, o, 2)
+        return torch.view_as_complex(out).permute(1, 2, 0).reshape(b, o, *spatial)
+
     def extra_repr(self) -> str:
+        extra = "" if self.basis == "fourier" else f", basis={self.basis!r}"
+        if self.factorization is not None:
+            extra += f", factorization={self.factorization!r}, rank={self.weight.rank}"
         return (f"{self.in_channels}, {self.out_channels}, n_modes={self.n_modes}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}{extra}")

@@ -252,6 +252,13 @@ class FNO(GridNeuralOperator):
         Skip connection around each block's convolution.
     conv_bias : bool
         Bias of the spectral convolutions.
+    factorization : {"cp", "tucker", "tt", "dense"} or None
+        Store the spectral weights factorized (a tensorized FNO; see :class:`TFNO`).
+    rank : int, float or sequence of int
+        Rank of the factorization (a float in (0, 1]: fraction of the dense parameters).
+    basis : {"fourier", "hartley"}
+        Spectral basis of the convolutions (see :class:`~geo_neuralop.layers.SpectralConv`);
+        "hartley" is the Hartley neural operator (real multipliers).
 
     Notes
     -----
@@ -289,13 +296,17 @@ class FNO(GridNeuralOperator):
         channel_mlp_skip: str | None = "soft-gating",
         skip: str | None = "linear",
         conv_bias: bool = True,
+        factorization: str | None = None,
+        rank: float | int | Sequence[int] = 1.0,
+        basis: str = "fourier",
     ) -> None:
         modes = as_tuple(n_modes, "n_modes")
         if not 1 <= len(modes) <= 3:
             raise ValueError(f"n_modes must have 1 to 3 entries (one per axis), got {n_modes!r}")
         super().__init__(
             in_channels, out_channels, len(modes),
-            lambda i: SpectralConv(hidden_channels, hidden_channels, modes, bias=conv_bias),
+            lambda i: SpectralConv(hidden_channels, hidden_channels, modes, bias=conv_bias,
+                                   factorization=factorization, rank=rank, basis=basis),
             hidden_channels=hidden_channels, n_layers=n_layers,
             lifting_channel_ratio=lifting_channel_ratio,
             projection_channel_ratio=projection_channel_ratio,

@@ -35,7 +35,7 @@ from geo_neuralop.models.registry import get_model, register_model
 
 __all__ = ["MeshNO", "PROCESSORS"]
 
-PROCESSORS = ("fno", "amfno", "local_no")
+PROCESSORS = ("fno", "amfno", "local_no", "lsm")
 
 
 def _split(cloud: PointCloud) -> list[PointCloud]:
@@ -59,7 +59,8 @@ class MeshNO(nn.Module):
     hidden_channels : int
     n_layers : int
         Processor blocks.
-    processor : {"fno", "amfno", "local_no"}
+    processor : {"fno", "amfno", "local_no", "lsm"}
+        "lsm": the Latent Spectral Model on the latent grid (2-D meshes).
     n_modes : sequence of int, optional
         Fourier modes of the FNO / LocalNO processor (default ``latent_shape // 2``).
     processor_config : mapping, optional
@@ -151,7 +152,7 @@ class MeshNO(nn.Module):
         kwargs: dict[str, Any] = {"in_channels": hidden_channels,
                                   "out_channels": hidden_channels,
                                   "hidden_channels": hidden_channels, "n_layers": n_layers}
-        if processor == "amfno":
+        if processor in ("amfno", "lsm"):
             kwargs["n_dim"] = n_dim
         else:
             kwargs["n_modes"] = list(modes)

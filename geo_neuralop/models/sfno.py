@@ -62,6 +62,11 @@ class SFNO(nn.Module):
     channel_mlp_skip : {"linear", "identity", "soft-gating"} or None
     skip : {"linear", "identity", "soft-gating"} or None
     conv_bias : bool
+    factorization : {"cp", "tucker", "tt", "dense"} or None
+        Store the spherical weights factorized (a tensorized SFNO; see
+        :class:`~geo_neuralop.layers.SphericalSpectralConv`).
+    rank : int, float or sequence of int
+        Rank of the factorization (a float in (0, 1]: fraction of the dense parameters).
 
     Notes
     -----
@@ -102,6 +107,8 @@ class SFNO(nn.Module):
         channel_mlp_skip: str | None = "soft-gating",
         skip: str | None = "linear",
         conv_bias: bool = False,
+        factorization: str | None = None,
+        rank: float | int | Sequence[int] = 1.0,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -148,7 +155,8 @@ class SFNO(nn.Module):
             SpectralBlock(
                 SphericalSpectralConv(hidden_channels, hidden_channels, lmax, mmax=mmax,
                                       grid=grids(i)[0], out_grid=grids(i)[1],
-                                      operator_type=operator_type, bias=conv_bias),
+                                      operator_type=operator_type, bias=conv_bias,
+                                      factorization=factorization, rank=rank),
                 hidden_channels, hidden_channels, skip=skip, use_channel_mlp=use_channel_mlp,
                 channel_mlp_expansion=channel_mlp_expansion, channel_mlp_skip=channel_mlp_skip,
                 norm=norm, activation=activation, final_activation=i < n_layers - 1,

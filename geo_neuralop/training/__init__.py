@@ -7,7 +7,14 @@ data adapters) live in the submodules.
 from geo_neuralop.training.config import ConfigError, load_config
 from geo_neuralop.training.evaluation import evaluate_checkpoint, load_trained_model
 from geo_neuralop.training.experiment import run_experiment
-from geo_neuralop.training.losses import H1Loss, LpLoss, h1_error, lp_error
+from geo_neuralop.training.losses import (
+    H1Loss,
+    LpLoss,
+    SobolevLoss,
+    h1_error,
+    lp_error,
+    sobolev_error,
+)
 from geo_neuralop.training.metrics import error_metrics
 from geo_neuralop.training.rollout import RolloutResult, rollout
 from geo_neuralop.training.trainer import Trainer, TrainerConfig
@@ -17,6 +24,7 @@ __all__ = [
     "H1Loss",
     "LpLoss",
     "RolloutResult",
+    "SobolevLoss",
     "Trainer",
     "TrainerConfig",
     "error_metrics",
@@ -27,4 +35,5 @@ __all__ = [
     "lp_error",
     "rollout",
     "run_experiment",
+    "sobolev_error",
 ]

@@ -40,7 +40,7 @@ from geo_neuralop.geometry import (
 )
 from geo_neuralop.models.registry import get_model_class
 from geo_neuralop.training.config import ConfigError
-from geo_neuralop.training.losses import H1Loss, LpLoss
+from geo_neuralop.training.losses import H1Loss, LpLoss, SobolevLoss
 from geo_neuralop.training.metrics import error_metrics
 
 __all__ = [
@@ -188,9 +188,10 @@ _FAMILY_GEOMETRY = {"grid": ("regular",), "sphere": ("sphere",),
                     "mesh": ("mesh", "regular", "sphere")}
 
 
-_SUGGESTED = {"regular": "fno, amfno, local_no, unet, mesh_no or mesh_graph_net",
-              "sphere": "sfno, local_sfno, mesh_no or mesh_graph_net",
-              "mesh": "mesh_no or mesh_graph_net"}
+_SUGGESTED = {"regular": "fno, tfno, mg_tfno, lsm, amfno, local_no, unet, mesh_no, deeponet, "
+                         "transolver or mesh_graph_net",
+              "sphere": "sfno, local_sfno, mesh_no, deeponet, transolver or mesh_graph_net",
+              "mesh": "mesh_no, deeponet, transolver or mesh_graph_net"}
 
 
 def check_family(family: str, geometry: Mapping[str, Any], model: str, where: str) -> None:
@@ -349,8 +350,13 @@ class DataAdapter(Protocol):
     def persistence(self, inputs: Any) -> torch.Tensor:
         """The last input frame: the forecast a useful model must beat."""
 
-    def loss(self, name: str) -> nn.Module:
-        """The training loss ``rel_l2``, ``abs_l2``, ``rel_h1`` or ``abs_h1``."""
+    def loss(self, name: str, sobolev_s: float = -1.0) -> nn.Module:
+        """The training loss ``rel_l2``, ``abs_l2``, ``rel_h1``, ``abs_h1``, ``rel_sobolev`` or
+        ``abs_sobolev`` (the spectral H^s norm of order ``sobolev_s``)."""
+
+    def next_input(self, inputs: Any, pred: torch.Tensor) -> Any:
+        """The model input of the next autoregressive step, from a prediction (training
+        with ``rollout_steps > 1``)."""
 
     def metric_fn(self) -> Callable[..., dict[str, torch.Tensor]]:
         """Per-sample error metrics ``metric(pred, target, quadrature=...)``."""
@@ -416,11 +422,19 @@ class GridAdapter:
     def persistence(self, inputs: torch.Tensor) -> torch.Tensor:
         return inputs[:, self.spec.state_slice]
 
-    def loss(self, name: str) -> nn.Module:
+    def loss(self, name: str, sobolev_s: float = -1.0) -> nn.Module:
         relative = name.startswith("rel")
+        if name.endswith("sobolev"):
+            return SobolevLoss(s=sobolev_s, relative=relative, quadrature=self.quadrature)
         if name.endswith("h1"):
             return H1Loss(relative=relative, quadrature=self.quadrature)
         return LpLoss(relative=relative, quadrature=self.quadrature)
+
+    def next_input(self, inputs: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """Input frames shifted by one with ``pred`` as the newest, static channels kept."""
+        c = self.spec.state_channels
+        frames = self.spec.input_steps * c
+        return torch.cat([inputs[:, c:frames], pred, inputs[:, frames:]], dim=1)
 
     def metric_fn(self) -> Callable[..., dict[str, torch.Tensor]]:
         return functools.partial(error_metrics, channel_names=self.spec.targets)
@@ -487,11 +501,23 @@ class MeshAdapter:
     def persistence(self, inputs) -> torch.Tensor:
         return inputs.x[:, self.spec.state_slice]
 
-    def loss(self, name: str) -> nn.Module:
+    def loss(self, name: str, sobolev_s: float = -1.0) -> nn.Module:
         if name.endswith("h1"):
             raise ConfigError([f"trainer.loss: {name!r} needs gradients, which only grid and "
                                f"sphere models provide; use rel_l2 or abs_l2"])
+        if name.endswith("sobolev"):
+            raise ConfigError([f"trainer.loss: {name!r} needs a spectral basis (a regular or "
+                               f"sphere grid), which mesh models do not have; use rel_l2 or "
+                               f"abs_l2"])
         return LpLoss(relative=name.startswith("rel"))
+
+    def next_input(self, inputs: Any, pred: torch.Tensor) -> Any:
+        """A shallow copy of the batch whose ``x`` has the frames shifted, ``pred`` newest."""
+        c = self.spec.state_channels
+        frames = self.spec.input_steps * c
+        out = copy.copy(inputs)
+        out.x = torch.cat([inputs.x[:, c:frames], pred, inputs.x[:, frames:]], dim=1)
+        return out
 
     def metric_fn(self) -> Callable[..., dict[str, torch.Tensor]]:
         return functools.partial(error_metrics, channel_names=self.spec.targets)
@@ -535,12 +561,23 @@ def even_subset(dataset: Dataset, limit: int | None) -> Dataset:
     return Subset(dataset, idx.tolist())
 
 
-def load_split(path: str, split: str, spec_like: Mapping[str, Any], **kwargs: Any
-               ) -> FieldDataset:
-    """A dataset split as the experiment reads it (``ConfigError`` for a dataset problem)."""
+def load_split(path: str, split: str, spec_like: Mapping[str, Any], target_steps: int = 1,
+               **kwargs: Any) -> FieldDataset:
+    """A dataset split as the experiment reads it (``ConfigError`` for a dataset problem).
+
+    ``target_steps > 1`` (``trainer.rollout_steps``) gives targets of that many frames.
+    """
     try:
         return load_dataset(path, split, input_steps=spec_like["input_steps"],
                             frame_step=spec_like["frame_step"],
-                            normalize=spec_like["normalize"], **kwargs)
+                            normalize=spec_like["normalize"], target_steps=target_steps,
+                            **kwargs)
     except DatasetError as error:
+        if target_steps > 1 and "fits" in str(error):
+            raise ConfigError([f"trainer.rollout_steps: {error}"]) from error
         raise ConfigError([f"data: {error}"]) from error
+    except ValueError as error:
+        if target_steps > 1:
+            raise ConfigError([f"trainer.rollout_steps: {target_steps} needs time-dependent "
+                               f"data: {error}"]) from error
+        raise

@@ -63,6 +63,7 @@ __all__ = [
     "DATA_KEYS",
     "EVALUATION_KEYS",
     "SECTIONS",
+    "TRAINER_EXTRA_KEYS",
     "ConfigError",
     "apply_overrides",
     "dump_config",
@@ -85,7 +86,7 @@ INFERRED_MODEL_KEYS = {
 #: Keys of the ``model`` section that are not constructor arguments.
 MODEL_RESERVED = ("name", "residual")
 
-LOSSES = ("rel_l2", "abs_l2", "rel_h1", "abs_h1")
+LOSSES = ("rel_l2", "abs_l2", "rel_h1", "abs_h1", "rel_sobolev", "abs_sobolev")
 
 _REQUIRED = object()
 
@@ -145,6 +146,10 @@ def _choice(*options: Any):
     return check
 
 
+def _finite(value: Any) -> str | None:
+    return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
+
+
 def _positive_number(value: Any) -> str | None:
     if value is None or (math.isfinite(value) and value > 0):
         return None
@@ -196,8 +201,11 @@ EVALUATION_KEYS: dict[str, Key] = {
 }
 
 TRAINER_EXTRA_KEYS: dict[str, Key] = {
-    "loss": Key(str, "rel_l2", "training loss: relative/absolute L2 or H1 (H1 on grids only), "
-                "with the data's quadrature weights", _choice(*LOSSES)),
+    "loss": Key(str, "rel_l2", "training loss: relative/absolute L2, H1 or spectral Sobolev "
+                "H^s (H1 and Sobolev on grids and spheres only), with the data's quadrature "
+                "weights", _choice(*LOSSES)),
+    "sobolev_s": Key(float, -1.0, "order s of the rel_sobolev/abs_sobolev loss (negative, e.g. "
+                     "-1 for H^-1, in the Spectral-Refiner fine-tuning)", _finite),
     "noise_std": Key(float, 0.0, "std of Gaussian noise added to the input frames during "
                      "training (normalized units; steadies rollouts)", _non_negative),
 }

@@ -109,8 +109,10 @@ def load_trained_model(checkpoint: str | os.PathLike,
             raise ValueError(f"{path} is a training checkpoint without an experiment "
                              f"description (not written by geo-neuralop train)")
         check_format(state, str(path))
+        # a run trained with ema_decay is evaluated with its weight average
         model = build_checked_model(experiment["model_name"], state["model_config"],
-                                    state["model"], path).to(map_location)
+                                    state.get("ema_model") or state["model"],
+                                    path).to(map_location)
     else:
         raise ValueError(f"{path} is not a geo_neuralop checkpoint (format="
                          f"{state.get('format')!r})")

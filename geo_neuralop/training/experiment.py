@@ -35,12 +35,19 @@ from geo_neuralop.training.adapters import (
     load_split,
     make_adapter,
 )
-from geo_neuralop.training.config import ConfigError, dump_config, load_config, read_yaml
+from geo_neuralop.training.config import (
+    TRAINER_EXTRA_KEYS,
+    ConfigError,
+    dump_config,
+    load_config,
+    read_yaml,
+)
 from geo_neuralop.training.evaluation import (
     EXPERIMENT_FORMAT,
     evaluate_model,
     load_trained_model,
 )
+from geo_neuralop.training.recipes import check_fine_tuning
 from geo_neuralop.training.run_folder import RunFolderError, open_run_folder
 from geo_neuralop.training.trainer import Trainer, TrainerConfig
 
@@ -166,7 +173,8 @@ def build_experiment(config: Mapping[str, Any] | str | os.PathLike,
         trainer_cfg["out_dir"] = f"{DEFAULT_RUNS_DIR}/{cfg['name']}"
     data_cfg = cfg["data"]
     common = {"verify": data_cfg["verify"]}
-    train = load_split(data_cfg["path"], "train", data_cfg, **common)
+    rollout_steps = int(trainer_cfg.get("rollout_steps", 1))
+    train = load_split(data_cfg["path"], "train", data_cfg, target_steps=rollout_steps, **common)
     spec = build_data_spec(cfg, train)
     val = None
     if data_cfg["val_split"] is not None:
@@ -176,8 +184,16 @@ def build_experiment(config: Mapping[str, Any] | str | os.PathLike,
     cfg["model"] = {"name": cfg["model"]["name"], "residual": spec.residual,
                     **copy.deepcopy(model.config)}
     adapter = make_adapter(spec, trainer_cfg["noise_std"])
-    loss = adapter.loss(trainer_cfg["loss"])
-    settings = {k: v for k, v in trainer_cfg.items() if k not in ("loss", "noise_std")}
+    loss = adapter.loss(trainer_cfg["loss"], sobolev_s=trainer_cfg["sobolev_s"])
+    if rollout_steps > 1 and not spec.can_rollout:
+        raise ConfigError([f"trainer.rollout_steps: {rollout_steps} needs time-dependent data "
+                           f"whose inputs are its targets; {data_cfg['path']!r} maps "
+                           f"{spec.inputs} to {spec.targets}"])
+    try:
+        check_fine_tuning(model, trainer_cfg.get("trainable"), trainer_cfg.get("init_from"))
+    except ValueError as error:
+        raise ConfigError([str(error)]) from error
+    settings = {k: v for k, v in trainer_cfg.items() if k not in TRAINER_EXTRA_KEYS}
     try:
         tcfg = TrainerConfig.from_dict(settings, path="trainer")
     except (TypeError, ValueError) as error:
@@ -188,7 +204,8 @@ def build_experiment(config: Mapping[str, Any] | str | os.PathLike,
              "model_name": cfg["model"]["name"]}
     trainer = ExperimentTrainer(model, train_set, val_set, loss, tcfg,
                                 batch_fn=adapter.batch_fn, forward_fn=adapter.forward,
-                                metric_fn=adapter.metric_fn(), experiment=state)
+                                metric_fn=adapter.metric_fn(), next_input_fn=adapter.next_input,
+                                experiment=state)
     return Experiment(cfg, spec, model, adapter, trainer, Path(tcfg.out_dir))
 
 

@@ -1,4 +1,5 @@
-"""Quadrature-weighted L^p and H^1 errors of fields on point clouds, grids and sphere grids.
+"""Quadrature-weighted L^p, H^1 and spectral Sobolev (H^s, e.g. H^-1) errors of fields on point
+clouds, grids and sphere grids.
 
 Every error is an integral over the domain, ``||e||_p = (sum_i w_i |e(x_i)|^p)^(1/p)``,
 computed by a :class:`~geo_neuralop.geometry.Quadrature` (built from a point cloud
@@ -9,18 +10,33 @@ channel integrals before the root. Relative errors divide by the target norm of
 the same sample. H^1 adds ``||grad e||^2``, from gradient fields the caller gives
 or from the quadrature's discretization (finite differences on grids, spherical
 harmonics on the sphere). Sums run in at least float32 (safe under autocast).
+
+Sobolev norms of any order ``s`` (:func:`sobolev_error`, :class:`SobolevLoss`; the
+negative orders of the Spectral-Refiner, Cao et al. ICLR 2025) are spectral sums,
+``||f||_{H^s}^2 = sum_k (1 + lambda_k)^s |f_k|^2`` over an orthonormal eigenbasis of the
+Laplacian with eigenvalues ``lambda_k``: on regular grids the Fourier modes of periodic
+axes (``lambda = |2 pi k / L|^2``) and the cosines of non-periodic ones (the Neumann
+eigenfunctions, ``lambda = (pi k / L)^2``, through the even extension of the samples);
+on sphere grids the spherical harmonics (``lambda = l (l + 1)``). At ``s = 0`` they equal
+the quadrature's L^2 norm (trapezoid and rectangle rules exactly, the sphere's up to
+the degrees the grid resolves). ``s < 0`` weighs low frequencies more: the H^-1 error
+of a fine-scale error is small, of a large-scale one about its L^2 size.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from geo_neuralop.geometry.grid_spec import GridSpec, SphereGridSpec
 from geo_neuralop.geometry.integration import Quadrature, as_quadrature, compute_dtype
+from geo_neuralop.utils.cache import BoundedCache
 
-__all__ = ["REDUCTIONS", "H1Loss", "LpLoss", "error_integrals", "h1_error", "lp_error"]
+__all__ = ["REDUCTIONS", "H1Loss", "LpLoss", "SobolevLoss", "error_integrals", "h1_error",
+           "lp_error", "sobolev_error", "sobolev_integrals"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -309,3 +325,175 @@ class H1Loss(_QuadratureLoss):
 
     def extra_repr(self) -> str:
         return f"relative={self.relative}, seminorm={self.seminorm}, reduction={self.reduction!r}"
+
+
+# --------------------------------------------------------------------------------------
+# spectral Sobolev norms H^s (negative s: the Spectral-Refiner losses)
+# --------------------------------------------------------------------------------------
+
+
+def _grid_sobolev_sq(x: torch.Tensor, spec: GridSpec, s: float) -> torch.Tensor:
+    """``||x||_{H^s}^2`` per sample and channel of fields ``[B, C, *shape]`` on a GridSpec."""
+    d = spec.n_dim
+    lengths = []
+    for axis, periodic in enumerate(spec.periodic):
+        dim = 2 + axis
+        n = x.shape[dim]
+        if periodic:
+            lengths.append(spec.lengths[axis])
+            continue
+        if n < 2:
+            raise ValueError(f"a non-periodic axis needs at least 2 nodes for the cosine "
+                             f"basis, got {n} on axis {axis}")
+        # even extension without repeating the end points: period 2 L, 2 (n - 1) samples
+        inner = x.narrow(dim, 1, n - 2).flip(dim) if n > 2 else x.narrow(dim, 0, 0)
+        x = torch.cat([x, inner], dim)
+        lengths.append(2.0 * spec.lengths[axis])
+    dims = tuple(range(2, 2 + d))
+    coeffs = torch.fft.fftn(x, dim=dims, norm="forward")  # f = sum_k c_k exp(2 pi i k.x / L)
+    shape = x.shape[2:]
+    lam = torch.zeros(shape, dtype=x.dtype, device=x.device)
+    for axis, (n, length) in enumerate(zip(shape, lengths, strict=True)):
+        k = torch.fft.fftfreq(n, d=1.0 / n, dtype=x.dtype, device=x.device)
+        view = [1] * d
+        view[axis] = n
+        lam = lam + ((2.0 * math.pi / length) * k).square().view(view)
+    weight = (1.0 + lam) ** s * math.prod(lengths)  # |Omega_ext| sum_k ... (Parseval)
+    mirrored = sum(1 for p in spec.periodic if not p)
+    return (coeffs.abs().square() * weight).sum(dim=dims) / 2.0 ** mirrored
+
+
+def _sphere_sobolev_sq(x: torch.Tensor, spec: SphereGridSpec, s: float,
+                       transforms: BoundedCache | None) -> torch.Tensor:
+    """``sum_lm (1 + l (l + 1))^s |x_lm|^2`` with orthonormal harmonics, ``[B, C]``."""
+    from torch_harmonics import RealSHT
+
+    def build() -> torch.nn.Module:
+        lmax = spec.resolved_degrees()
+        return RealSHT(spec.nlat, spec.nlon, lmax=lmax, mmax=min(lmax, spec.nlon // 2 + 1),
+                       grid=spec.grid, norm="ortho").to(device=x.device, dtype=x.dtype)
+
+    key = (spec, x.dtype, str(x.device))
+    sht = build() if transforms is None else transforms.get_or_build(key, build)
+    coeffs = sht(x)  # [B, C, L, M]
+    n_l, n_m = coeffs.shape[-2:]
+    ell = torch.arange(n_l, device=x.device, dtype=x.dtype)
+    mult = torch.full((n_m,), 2.0, device=x.device, dtype=x.dtype)
+    mult[0] = 1.0  # m > 0 stands for +m and -m of a real field
+    weight = (1.0 + ell * (ell + 1.0))[:, None] ** s * mult
+    return (coeffs.abs().square() * weight).sum(dim=(-2, -1))
+
+
+def sobolev_integrals(pred: torch.Tensor, target: torch.Tensor, quadrature: Any, s: float,
+                      transforms: BoundedCache | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, C]`` squared H^s norms of ``pred - target`` and of ``target``.
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor, shape [B, C, *shape]
+    quadrature : GridSpec, SphereGridSpec or their quadratures
+        Sobolev norms need a spectral basis: point clouds are refused.
+    s : float
+        Sobolev order (negative for the Spectral-Refiner losses).
+    transforms : BoundedCache, optional
+        Where sphere transforms are kept between calls.
+    """
+    quad = as_quadrature(quadrature)
+    spec = getattr(quad, "spec", None)
+    if quad.layout != "grid" or spec is None:
+        raise ValueError(f"quadrature: Sobolev norms H^s need a regular or sphere grid (a "
+                         f"spectral basis), got {type(quad).__name__}; use lp_error on point "
+                         f"clouds")
+    _check_pair(pred, target, quad)
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+        raise ValueError(f"s must be a finite number, got {s!r}")
+    dtype = compute_dtype(pred)
+    e, y = pred.to(dtype) - target.to(dtype), target.to(dtype)
+    if isinstance(spec, SphereGridSpec):
+        return (_sphere_sobolev_sq(e, spec, float(s), transforms),
+                _sphere_sobolev_sq(y, spec, float(s), transforms))
+    return _grid_sobolev_sq(e, spec, float(s)), _grid_sobolev_sq(y, spec, float(s))
+
+
+def sobolev_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    quadrature: Any,
+    *,
+    s: float = -1.0,
+    relative: bool = True,
+    per_channel: bool = False,
+    reduction: str = "mean",
+    eps: float = 1e-12,
+    transforms: BoundedCache | None = None,
+) -> torch.Tensor:
+    """(Relative) spectral Sobolev H^s error; ``s = -1`` is the H^-1 error of Spectral-Refiner.
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor, shape [B, C, *shape]
+        Fields on a regular grid or a latitude-longitude sphere grid.
+    quadrature : GridSpec, SphereGridSpec, GridQuadrature or SphereQuadrature
+        The grid (see the module docstring for the eigenbases).
+    s : float
+        Sobolev order.
+    relative, per_channel, reduction, eps
+        As in :func:`lp_error`.
+    transforms : BoundedCache, optional
+        Cache of sphere transforms (a :class:`SobolevLoss` keeps one).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[]`` (or ``[C]``, ``[B]``, ``[B, C]``, as :func:`lp_error`).
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from geo_neuralop.geometry import GridSpec
+    >>> x = torch.arange(64) / 64
+    >>> target = torch.sin(2 * math.pi * x)[None, None]     # one period on [0, 1)
+    >>> error = 0.1 * torch.sin(2 * math.pi * 8 * x)[None, None]
+    >>> grid = GridSpec((64,), periodic=True)
+    >>> round(float(lp_error(target + error, target, grid)), 4)  # L2: 0.1
+    0.1
+    >>> h = float(sobolev_error(target + error, target, grid, s=-1.0))
+    >>> abs(h - 0.1 * math.sqrt((1 + (2 * math.pi) ** 2) / (1 + (16 * math.pi) ** 2))) < 1e-6
+    True
+    """
+    err, ref = sobolev_integrals(pred, target, quadrature, s, transforms)
+    return _combine(err, ref, 2.0, relative, per_channel, reduction, eps)
+
+
+class SobolevLoss(_QuadratureLoss):
+    """(Relative) spectral Sobolev H^s error as a training loss (default H^-1).
+
+    The Spectral-Refiner recipe (Cao et al., ICLR 2025) fine-tunes the last spectral
+    block of a trained model with this loss at ``s < 0`` (see the ``trainable`` and
+    ``init_from`` trainer settings).
+
+    Parameters
+    ----------
+    s : float
+        Sobolev order.
+    relative, reduction, quadrature, eps
+        As in :class:`LpLoss`; the quadrature must be a regular or sphere grid.
+    """
+
+    def __init__(self, s: float = -1.0, relative: bool = True, reduction: str = "mean",
+                 quadrature: Any = None, eps: float = 1e-12) -> None:
+        super().__init__(reduction, quadrature, eps)
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+            raise ValueError(f"s must be a finite number, got {s!r}")
+        self.s, self.relative = float(s), bool(relative)
+        self.transforms: BoundedCache = BoundedCache(4)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                quadrature: Any = None) -> torch.Tensor:
+        return sobolev_error(pred, target, self._quadrature(quadrature), s=self.s,
+                             relative=self.relative, reduction=self.reduction, eps=self.eps,
+                             transforms=self.transforms)
+
+    def extra_repr(self) -> str:
+        return f"s={self.s}, relative={self.relative}, reduction={self.reduction!r}"

@@ -9,7 +9,10 @@ under ``out_dir``. Runs resume exactly (bitwise on the CPU) from any checkpoint,
 SIGTERM and Ctrl-C (SIGINT) write one and exit 143 and 130, and a non-finite loss stops
 before the update. The run folder is written only when it is new, empty or a run of
 ours, by one process at a time (:mod:`~geo_neuralop.training.run_folder`).
-The design notes are in ``docs/design/training.md``.
+Recipes (:mod:`~geo_neuralop.training.recipes`, all :class:`TrainerConfig` settings):
+gradient accumulation, ``torch.compile``, autoregressive multi-step training (with the
+pushforward variant), a moving average of the weights, fine-tuning from a model file
+with frozen parameters. The design notes are in ``docs/design/training.md``.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ from geo_neuralop.training.distributed import (
 )
 from geo_neuralop.training.losses import LpLoss
 from geo_neuralop.training.metrics import MetricAverager, MetricLog
+from geo_neuralop.training.recipes import (
+    MicroBatches,
+    WeightEMA,
+    default_next_input,
+    freeze_except,
+    initial_weights,
+    micro_batches,
+)
 from geo_neuralop.training.run_folder import open_run_folder
 from geo_neuralop.training.trainer_config import TrainerConfig
 
@@ -222,6 +233,9 @@ class Trainer:
         done) and ``loss``.
     epoch_callbacks : sequence of callable
         ``cb(trainer, record)`` after every epoch with the epoch's metric record.
+    next_input_fn : callable, optional
+        ``next_input_fn(inputs, pred) -> inputs`` of the next autoregressive step
+        (``rollout_steps > 1``); default: the prediction itself.
 
     Examples
     --------
@@ -251,6 +265,7 @@ class Trainer:
         metric_fn: Callable[..., Mapping[str, torch.Tensor]] | None = None,
         step_callbacks: Sequence[Callable[[Trainer, dict], None]] = (),
         epoch_callbacks: Sequence[Callable[[Trainer, dict], None]] = (),
+        next_input_fn: Callable[[Any, torch.Tensor], Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -275,6 +290,8 @@ class Trainer:
         self.metric_fn = metric_fn
         self.step_callbacks = list(step_callbacks)
         self.epoch_callbacks = list(epoch_callbacks)
+        self.next_input_fn = next_input_fn or default_next_input
+        self.ema: WeightEMA | None = None
         self.out_dir = Path(config.out_dir)
         self.checkpoints = CheckpointManager(self.out_dir / "checkpoints")
         self.metric_log = MetricLog(self.out_dir)
@@ -316,7 +333,13 @@ class Trainer:
             warnings.warn(f"amp={cfg.amp!r} applies only on CUDA devices; training on "
                           f"{self.device} in the model's own dtype", stacklevel=3)
         self.model.to(self.device)
+        self._check_recipes()
+        if cfg.trainable is not None:
+            freeze_except(unwrap_model(self.model), cfg.trainable)
         self.ddp_model = wrap_model(self.model, self.info)
+        self._ddp = self.ddp_model
+        if cfg.compile:
+            self.ddp_model = torch.compile(self.ddp_model, backend=cfg.compile_backend)
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
             weight_decay=cfg.weight_decay, betas=(cfg.betas[0], cfg.betas[1]),
@@ -338,7 +361,9 @@ class Trainer:
                              f"global batch_size={cfg.batch_size}, drop_last=True")
         self.loader_generator = torch.Generator()
         self.train_loader = DataLoader(
-            self.train_dataset, batch_size=self.local_batch_size, sampler=self.sampler,
+            self.train_dataset,
+            batch_size=self.local_batch_size // cfg.grad_accumulation_steps,
+            sampler=self.sampler,
             num_workers=cfg.num_workers, collate_fn=_make_collate(cfg.collate,
                                                                   self.train_dataset),
             drop_last=cfg.drop_last, generator=self.loader_generator,
@@ -412,6 +437,7 @@ class Trainer:
             "history": list(self.history),
             "best_val": self.best_val,
             "trainer_config": self.config.to_dict(),
+            **self._recipe_state(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -450,6 +476,7 @@ class Trainer:
                              f"{self.steps_per_epoch} steps: the dataset or batch size changed")
         self.history = [dict(r) for r in state.get("history", [])]
         self.best_val = state.get("best_val")
+        self._load_recipe_state(state)
 
     def _check_finite_parameters(self) -> None:
         if not state_is_finite(unwrap_model(self.model).state_dict()):
@@ -530,6 +557,7 @@ class Trainer:
             while self.epoch < cfg.epochs:
                 self._train_epoch()
                 self._end_epoch()
+            self._finish_recipes()
             return list(self.history)
         finally:
             for signum, handler in previous_handlers.items():
@@ -562,6 +590,7 @@ class Trainer:
             random.seed(cfg.seed)
             self.epoch = self.step_in_epoch = self.global_step = 0
             self.history, self.best_val, self._acc = [], None, _EpochAccumulator()
+            self._start_recipes()
         if self.is_main:
             self.metric_log.rewrite(self.history)
             if cfg.tensorboard:
@@ -602,7 +631,7 @@ class Trainer:
         time_before = self._acc.time_s
         samples = 0
         try:
-            for batch in self.train_loader:
+            for batch in self._step_batches():
                 loss_value, n = self._train_step(batch)
                 samples += n
                 elapsed = time.perf_counter() - t_start
@@ -631,6 +660,8 @@ class Trainer:
 
     def _train_step(self, batch: Any) -> tuple[float, int]:
         cfg = self.config
+        if isinstance(batch, MicroBatches) or cfg.rollout_steps > 1:
+            return self._recipe_step(batch if isinstance(batch, MicroBatches) else [batch])
         inputs, target, kwargs = self._split(batch)
         with self._autocast():
             pred = self.forward_fn(self.ddp_model, inputs)
@@ -656,12 +687,151 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        self._update_ema()
         n = _count_samples(target, kwargs)
         self.step_in_epoch += 1
         self.global_step += 1
         self._acc.loss_sum += loss_value * n
         self._acc.count += n
         return loss_value, n
+
+    # ---- recipes (see geo_neuralop.training.recipes) ------------------------------------
+    def _check_recipes(self) -> None:
+        cfg = self.config
+        if cfg.pushforward and cfg.rollout_steps < 2:
+            raise ValueError(f"trainer.pushforward: needs rollout_steps > 1 (the steps without "
+                             f"gradient come before the last one), got rollout_steps="
+                             f"{cfg.rollout_steps}")
+        if self.local_batch_size % cfg.grad_accumulation_steps:
+            raise ValueError(f"trainer.grad_accumulation_steps: {cfg.grad_accumulation_steps} "
+                             f"must divide the per-process batch ({self.local_batch_size} = "
+                             f"batch_size {cfg.batch_size} / {self.info.world_size} processes)")
+
+    def _start_recipes(self) -> None:
+        """At a fresh start: initial weights (fine-tuning), then the weight average."""
+        cfg = self.config
+        model = unwrap_model(self.model)
+        if cfg.init_from is not None:
+            weights = initial_weights(cfg.init_from)
+            try:
+                model.load_state_dict(weights)
+            except RuntimeError as error:
+                raise ValueError(f"trainer.init_from: the weights in {cfg.init_from!r} do not "
+                                 f"fit {type(model).__name__}: {error}") from error
+        self.ema = WeightEMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+
+    def _recipe_state(self) -> dict[str, Any]:
+        if self.ema is None:
+            return {}
+        saved = self.ema.state_dict()
+        return {"ema": saved, "ema_model": saved["state"]}
+
+    def _load_recipe_state(self, state: Mapping[str, Any]) -> None:
+        cfg = self.config
+        model = unwrap_model(self.model)
+        self.ema = WeightEMA(model, cfg.ema_decay) if cfg.ema_decay is not None else None
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            else:
+                warnings.warn("ema_decay is set but the checkpoint has no weight average: it "
+                              "starts from the checkpoint's weights", stacklevel=3)
+
+    def _update_ema(self) -> None:
+        if self.ema is not None:
+            self.ema.update(unwrap_model(self.model))
+
+    def _evaluation_weights(self, model: nn.Module) -> contextlib.AbstractContextManager:
+        return self.ema.swapped_in(model) if self.ema is not None else contextlib.nullcontext()
+
+    def _finish_recipes(self) -> None:
+        """After training, the model holds the weight average (the checkpoints hold both)."""
+        if self.ema is not None:
+            unwrap_model(self.model).load_state_dict(self.ema.state)
+
+    def _step_batches(self):
+        """The batches of the optimizer steps: the loader's, or groups of micro-batches."""
+        cfg = self.config
+        if cfg.grad_accumulation_steps == 1:
+            return iter(self.train_loader)
+        return micro_batches(self.train_loader, cfg.grad_accumulation_steps, cfg.drop_last)
+
+    def _no_sync(self, last: bool) -> contextlib.AbstractContextManager:
+        """Skip DDP's gradient all-reduce for all but the last micro-batch of a step."""
+        if last or self.info.world_size == 1 or not hasattr(self._ddp, "no_sync"):
+            return contextlib.nullcontext()
+        return self._ddp.no_sync()
+
+    def _batch_loss(self, model: nn.Module, inputs: Any, target: torch.Tensor,
+                    kwargs: Mapping[str, Any]) -> torch.Tensor:
+        """One-step loss, or the loss of an autoregressive rollout of ``rollout_steps``.
+
+        The rollout feeds each prediction to ``next_input_fn``; its loss is the mean of
+        the per-step losses against ``target[:, t]`` (the last step only, and no gradient
+        through the others, with ``pushforward``).
+        """
+        cfg = self.config
+        steps = cfg.rollout_steps
+        if steps == 1:
+            with self._autocast():
+                pred = self.forward_fn(model, inputs)
+            return self.loss_fn(pred, target, **kwargs)
+        if target.dim() < 2 or target.shape[1] < steps:
+            raise ValueError(f"trainer.rollout_steps={steps} needs targets with {steps} frames "
+                             f"on axis 1 ([B, T, C, ...] on grids, [N, T, C] on meshes), got "
+                             f"shape {tuple(target.shape)}")
+        losses = []
+        x = inputs
+        for t in range(steps):
+            last = t == steps - 1
+            tracked = last or not cfg.pushforward
+            with torch.set_grad_enabled(tracked and torch.is_grad_enabled()), self._autocast():
+                pred = self.forward_fn(model, x)
+            if tracked:
+                losses.append(self.loss_fn(pred, target[:, t], **kwargs))
+            if not last:
+                x = self.next_input_fn(x, pred if tracked else pred.detach())
+        return torch.stack(losses).mean()
+
+    def _recipe_step(self, batches: list[Any]) -> tuple[float, int]:
+        """An optimizer step over micro-batches (weights ``n_i / n``) and/or a rollout loss."""
+        cfg = self.config
+        parts = [self._split(b) for b in batches]
+        counts = [_count_samples(target, kwargs) for _, target, kwargs in parts]
+        total = sum(counts)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_value = 0.0
+        for i, ((inputs, target, kwargs), n) in enumerate(zip(parts, counts, strict=True)):
+            last = i == len(parts) - 1
+            with self._no_sync(last):
+                loss = self._batch_loss(self.ddp_model, inputs, target, kwargs)
+                if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                    raise TypeError(f"the loss must return a scalar tensor, got "
+                                    f"{getattr(loss, 'shape', type(loss).__name__)}")
+                value = float(loss.detach())
+                nonfinite, self._stop_agreed = self._sync_flags(not math.isfinite(value))
+                if nonfinite:
+                    raise NonFiniteLossError(
+                        f"non-finite training loss ({value} on rank {self.info.rank}) at epoch "
+                        f"{self.epoch + 1}, step {self.step_in_epoch + 1} of "
+                        f"{self.steps_per_epoch} (global step {self.global_step + 1}, "
+                        f"micro-batch {i + 1} of {len(parts)}); training stopped before the "
+                        f"update. {self._last_good_message()} Lower the learning rate, enable "
+                        f"grad_clip, or check the data.")
+                self.scaler.scale(loss * (n / total)).backward()
+            loss_value += value * n / total
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self._update_ema()
+        self.step_in_epoch += 1
+        self.global_step += 1
+        self._acc.loss_sum += loss_value * total
+        self._acc.count += total
+        return loss_value, total
 
     def _interrupt(self) -> None:
         signum = self._stop_signal if self._stop_signal is not None else signal.SIGTERM
@@ -752,7 +922,7 @@ class Trainer:
         model.eval()
         avg = MetricAverager()
         try:
-            with torch.no_grad():
+            with self._evaluation_weights(model), torch.no_grad():
                 for batch in loader:
                     inputs, target, kwargs = self._split(batch)
                     with self._autocast():

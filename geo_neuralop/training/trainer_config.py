@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AMP_MODES", "COLLATES", "SCHEDULERS", "TrainerConfig"]
+__all__ = ["AMP_MODES", "COLLATES", "COMPILE_BACKENDS", "SCHEDULERS", "TrainerConfig"]
 
 SCHEDULERS = ("cosine", "step", "none")
 AMP_MODES = ("none", "bf16", "fp16")
 COLLATES = ("auto", "default", "pyg")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
 
@@ -90,6 +91,35 @@ class TrainerConfig:
     deterministic : bool
         ``torch.use_deterministic_algorithms(True, warn_only=True)``, for
         reproducible CUDA scatter operations.
+    grad_accumulation_steps : int
+        Micro-batches per optimizer step: each process's share of ``batch_size`` is
+        split into this many micro-batches whose gradients are summed with weights
+        ``n_micro / n_step``, so a step equals the full batch's (less memory).
+    compile : bool
+        Train the model through ``torch.compile`` (the checkpoints hold the plain
+        model's weights; evaluation runs uncompiled).
+    compile_backend : {"inductor", "aot_eager", "eager"}
+        The ``torch.compile`` backend ("inductor" needs a C++ compiler on the CPU).
+    rollout_steps : int
+        Autoregressive training: the model is applied this many times, each step's
+        input made from the previous prediction (the trainer's ``next_input_fn``),
+        and the loss is the mean of the per-step losses against targets
+        ``[B, rollout_steps, ...]`` (time on axis 1). 1: one-step training.
+    pushforward : bool
+        With ``rollout_steps > 1``: no gradient through the first steps, the loss on
+        the last one only (the pushforward trick of Brandstetter et al., ICLR 2022).
+    ema_decay : float or None
+        Keep an exponential moving average of the weights,
+        ``ema = decay * ema + (1 - decay) * w`` after every optimizer step; validation
+        uses it, checkpoints store it, and the model holds it after :meth:`fit`.
+    init_from : str or None
+        At a fresh start, load the model weights from this model file (``model.pt``)
+        or training checkpoint (its EMA weights if it has them): fine-tuning.
+    trainable : list of str or None
+        Train only the parameters whose names match one of these ``fnmatch``
+        patterns (e.g. ``"blocks.3.*"``); ``"last_block"`` stands for the parameters
+        of the model's last entry of ``blocks`` (the Spectral-Refiner recipe). The
+        other parameters are frozen (``requires_grad = False``). None: all.
     """
 
     epochs: int = 10
@@ -117,6 +147,14 @@ class TrainerConfig:
     progress: bool = True
     tensorboard: bool = False
     deterministic: bool = False
+    grad_accumulation_steps: int = 1
+    compile: bool = False
+    compile_backend: str = "inductor"
+    rollout_steps: int = 1
+    pushforward: bool = False
+    ema_decay: float | None = None
+    init_from: str | None = None
+    trainable: list[str] | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -154,7 +192,8 @@ class TrainerConfig:
 
 def _check_field(name: str, value: Any, prefix: str) -> None:
     where = f"{prefix}.{name}"
-    positive_ints = ("epochs", "batch_size", "step_size", "val_every_epochs")
+    positive_ints = ("epochs", "batch_size", "step_size", "val_every_epochs",
+                     "grad_accumulation_steps", "rollout_steps")
     nonneg_ints = ("warmup_steps", "checkpoint_every_steps", "seed", "num_workers")
     if name in positive_ints:
         if not _is_int(value) or value < 1:
@@ -196,9 +235,26 @@ def _check_field(name: str, value: Any, prefix: str) -> None:
         if name == "device" and value != "auto" and not _is_device(value):
             raise ValueError(f"{where}: {value!r} is not a device; use auto, cpu, cuda or "
                              f"cuda:I (e.g. cuda:0)")
-    elif name in ("shuffle", "drop_last", "progress", "tensorboard", "deterministic"):
+    elif name in ("shuffle", "drop_last", "progress", "tensorboard", "deterministic", "compile",
+                  "pushforward"):
         if not isinstance(value, bool):
             raise ValueError(f"{where}: must be true or false, got {value!r}")
+    elif name == "compile_backend":
+        if value not in COMPILE_BACKENDS:
+            raise ValueError(f"{where}: must be one of {COMPILE_BACKENDS}, got {value!r}")
+    elif name == "ema_decay":
+        if value is not None and (not _is_number(value) or not 0 < value < 1):
+            raise ValueError(f"{where}: must be a number in (0, 1) (e.g. 0.999) or null, got "
+                             f"{value!r}")
+    elif name == "init_from":
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{where}: must be the path of a model file or training "
+                             f"checkpoint, or null, got {value!r}")
+    elif name == "trainable":
+        if value is not None and (not isinstance(value, (list, tuple)) or not value or not all(
+                isinstance(v, str) and v for v in value)):
+            raise ValueError(f"{where}: must be a non-empty list of parameter-name patterns "
+                             f"(e.g. ['last_block'] or ['blocks.3.*']) or null, got {value!r}")
 
 
 def _is_device(text: str) -> bool:
@@ -209,10 +265,3 @@ def _is_device(text: str) -> bool:
     except (RuntimeError, ValueError):
         return False
     return True
-
-
-# --------------------------------------------------------------------------------------
-# batches
-# --------------------------------------------------------------------------------------
-
-

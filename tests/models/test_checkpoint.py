@@ -82,7 +82,39 @@ def _mesh_no_case() -> tuple[dict[str, Any], tuple]:
     return config, (mesh,)
 
 
+def _tfno_case() -> tuple[dict[str, Any], tuple]:
+    config = {"in_channels": 1, "out_channels": 2, "n_modes": [6, 6], "hidden_channels": 8,
+              "n_layers": 2, "factorization": "cp", "rank": 5}
+    return config, (torch.randn(2, 1, 16, 12, generator=_generator()),)
+
+
+def _mg_tfno_case() -> tuple[dict[str, Any], tuple]:
+    config = {"in_channels": 1, "out_channels": 1, "n_modes": [6, 6], "levels": 1,
+              "padding_fraction": 0.125, "hidden_channels": 6, "n_layers": 1, "rank": 0.3}
+    return config, (torch.randn(2, 1, 16, 16, generator=_generator()),)
+
+
+def _lsm_case() -> tuple[dict[str, Any], tuple]:
+    config = {"in_channels": 2, "out_channels": 1, "hidden_channels": 8, "n_layers": 2,
+              "heads": 2, "num_basis": 4, "norm": "instance"}
+    return config, (torch.randn(2, 2, 12, 10, generator=_generator()),)
+
+
+def _point_cloud_case(config: dict[str, Any]) -> tuple[dict[str, Any], tuple]:
+    batch = Batch.from_data_list(
+        [jittered_rectangle_mesh((5, 4)), jittered_rectangle_mesh((4, 6), seed=1)]
+    )
+    batch.x = torch.randn(batch.num_nodes, 2, generator=_generator())
+    return {"in_channels": 2, "out_channels": 1, "pos_dim": 2, **config}, (batch,)
+
+
 TEST_CASES: dict[str, Callable[[], tuple[dict[str, Any], tuple]]] = {
+    "tfno": _tfno_case,
+    "mg_tfno": _mg_tfno_case,
+    "lsm": _lsm_case,
+    "deeponet": lambda: _point_cloud_case({"n_basis": 8, "width": 16, "n_functions": 8}),
+    "transolver": lambda: _point_cloud_case({"hidden_channels": 8, "n_layers": 1, "heads": 2,
+                                             "slices": 4}),
     "mesh_no": _mesh_no_case,
     "local_sfno": _local_sfno_case,
     "local_no": _local_no_case,

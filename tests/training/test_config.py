@@ -115,13 +115,36 @@ def test_trainer_ranges_use_trainer_config_messages(tmp_path):
     raw = minimal(tmp_path, trainer={"lr": -1, "scheduler": "cos", "loss": "l3"})
     found = sorted(errors_of(raw))
     assert found == [
-        "trainer.loss: must be one of ['rel_l2', 'abs_l2', 'rel_h1', 'abs_h1'], got 'l3'",
+        "trainer.loss: must be one of ['rel_l2', 'abs_l2', 'rel_h1', 'abs_h1', 'rel_sobolev', "
+        "'abs_sobolev'], got 'l3'",
         "trainer.lr: must be a positive number, got -1",
         "trainer.scheduler: must be one of ('cosine', 'step', 'none'), got 'cos'",
     ]
     found = errors_of(minimal(tmp_path, evaluation={"checkpoint": "first", "rollout_steps": -1}))
     assert sorted(found) == ["evaluation.checkpoint: must be one of ['best', 'last'], got 'first'",
                              "evaluation.rollout_steps: must be >= 0, got -1"]
+
+
+def test_recipe_settings_are_in_the_schema_with_precise_messages(tmp_path):
+    good = minimal(tmp_path, trainer={"rollout_steps": 2, "pushforward": True, "ema_decay": 0.99,
+                                      "grad_accumulation_steps": 2, "compile": False,
+                                      "trainable": ["last_block"], "init_from": "run/model.pt",
+                                      "loss": "rel_sobolev", "sobolev_s": -0.5})
+    cfg = validate_config(good)
+    assert cfg["trainer"]["rollout_steps"] == 2 and cfg["trainer"]["sobolev_s"] == -0.5
+    bad = minimal(tmp_path, trainer={"rollout_steps": 0, "ema_decay": 1.5, "trainable": [],
+                                     "grad_accumulation_steps": "2", "compile_backend": "tvm",
+                                     "rollout_step": 2, "sobolev_s": "minus one"})
+    assert sorted(errors_of(bad)) == [
+        "trainer.compile_backend: must be one of ('inductor', 'aot_eager', 'eager'), got 'tvm'",
+        "trainer.ema_decay: must be a number in (0, 1) (e.g. 0.999) or null, got 1.5",
+        "trainer.grad_accumulation_steps: expected int, got '2'",
+        "trainer.rollout_step: unknown key; did you mean 'rollout_steps'?",
+        "trainer.rollout_steps: must be a positive integer, got 0",
+        "trainer.sobolev_s: expected float, got 'minus one'",
+        "trainer.trainable: must be a non-empty list of parameter-name patterns (e.g. "
+        "['last_block'] or ['blocks.3.*']) or null, got []",
+    ]
 
 
 def test_yaml_scientific_notation_and_syntax_errors(tmp_path):
