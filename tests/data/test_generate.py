@@ -12,12 +12,14 @@ from geo_neuralop.data import (
     DatasetError,
     FieldNormalizer,
     generate_dataset,
+    generators,
     load_dataset,
     read_card,
     read_trajectory,
     resolve_parameters,
 )
 from geo_neuralop.data import generate as gen
+from geo_neuralop.data.generators import GeneratorSpec
 from geo_neuralop.data.storage import sample_indices, sample_path
 from geo_neuralop.geometry import jittered_rectangle_mesh
 
@@ -64,7 +66,7 @@ def fake_cylinder(monkeypatch):
         return fake_simulate(**kwargs)
 
     simulate.__signature__ = __import__("inspect").signature(fake_simulate)
-    monkeypatch.setattr(gen, "_cylinder_simulator", lambda: simulate)
+    monkeypatch.setattr(generators, "_cylinder_simulator", lambda: simulate)
     return calls
 
 
@@ -157,7 +159,7 @@ def test_interrupted_generation_resumes_without_redoing_finished_samples(tmp_pat
         return original.make(index, rng, params)
 
     monkeypatch.setitem(gen.GENERATORS, "darcy",
-                        gen.GeneratorSpec(**{**original.__dict__, "make": failing}))
+                        GeneratorSpec(**{**original.__dict__, "make": failing}))
     with pytest.raises(RuntimeError, match="sample 2 of 'darcy' failed: simulated crash"):
         _generate("darcy", root, 5, params=DARCY)
     assert sample_indices(root) == [0, 1]
@@ -168,7 +170,7 @@ def test_interrupted_generation_resumes_without_redoing_finished_samples(tmp_pat
     (root / "samples" / ".sample_000002.x1y2.tmp.h5").write_bytes(b"partial")
     mtimes = {i: sample_path(root, i).stat().st_mtime_ns for i in (0, 1)}
     monkeypatch.setitem(gen.GENERATORS, "darcy",
-                        gen.GeneratorSpec(**{**original.__dict__, "make": lambda i, r, p: (
+                        GeneratorSpec(**{**original.__dict__, "make": lambda i, r, p: (
                             made.append(i), original.make(i, r, p))[1]}))
     made.clear()
     messages = []
@@ -218,8 +220,8 @@ def test_existing_data_is_never_overwritten_silently(tmp_path):
 def test_damaged_finished_sample_stops_the_resume(tmp_path):
     root = tmp_path / "d"
     root.mkdir()
-    manifest = gen._manifest("darcy", resolve_parameters("darcy", DARCY), 0, 3,
-                             gen.compute_splits(3))
+    manifest = gen.make_manifest("darcy", resolve_parameters("darcy", DARCY), 0, 3,
+                                 gen.compute_splits(3))
     (root / "generation.json").write_text(json.dumps(manifest))
     gen.generate_sample("darcy", 0, 0, manifest["parameters"], root, manifest["dataset_hash"])
     data = sample_path(root, 0).read_bytes()

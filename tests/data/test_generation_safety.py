@@ -136,7 +136,7 @@ def test_a_parameter_of_the_wrong_kind_is_named_before_anything_is_written(tmp_p
     assert not out.exists()
     # an earlier run that failed before its first sample (simulated): only our manifest left
     out.mkdir()
-    manifest = gen._manifest("darcy", gen.resolve_parameters("darcy", {"resolution": 17}), 0,
+    manifest = gen.make_manifest("darcy", gen.resolve_parameters("darcy", {"resolution": 17}), 0,
                              2, gen.compute_splits(2))
     (out / "generation.json").write_text(json.dumps(manifest))
     (out / "samples").mkdir()
