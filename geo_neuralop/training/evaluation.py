@@ -38,13 +38,13 @@ from geo_neuralop.training.adapters import (
     static_features,
     trajectory_headers,
 )
+from geo_neuralop.training.batches import move_to_device
 from geo_neuralop.training.checkpointing import FORMAT as TRAIN_FORMAT
 from geo_neuralop.training.checkpointing import check_format, load_checkpoint
 from geo_neuralop.training.config import ConfigError, dataset_problem
 from geo_neuralop.training.distributed import select_device
 from geo_neuralop.training.metrics import MetricAverager
 from geo_neuralop.training.rollout import rollout
-from geo_neuralop.training.trainer import move_to_device
 from geo_neuralop.utils import atomic_path
 
 __all__ = [

@@ -33,10 +33,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from geo_neuralop.geometry.integration import PointQuadrature, Quadrature
+from geo_neuralop.training.batches import (
+    BatchFn,
+    ForwardFn,
+    count_samples,
+    default_batch_fn,
+    default_forward_fn,
+    loss_kwargs,
+    make_collate,
+    move_to_device,
+)
 from geo_neuralop.training.checkpointing import (
     FORMAT,
     VERSION,
@@ -72,10 +81,6 @@ from geo_neuralop.training.trainer_config import TrainerConfig
 
 logger = logging.getLogger(__name__)
 
-BatchFn = Callable[[Any], tuple[Any, torch.Tensor, Any]]
-ForwardFn = Callable[[nn.Module, Any], torch.Tensor]
-
-
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss or non-finite parameters and was stopped."""
 
@@ -85,105 +90,10 @@ class TrainingInterrupted(SystemExit):
     ``128 + signum`` (143, 130)."""
 
 
-def _is_pyg(obj: Any) -> bool:
-    try:
-        from torch_geometric.data.data import BaseData
-    except ImportError:  # pragma: no cover - torch_geometric is a dependency
-        return False
-    return isinstance(obj, BaseData)
-
-
-def default_batch_fn(batch: Any) -> tuple[Any, torch.Tensor, Quadrature | None]:
-    """Split a collated batch into ``(inputs, target, quadrature)``.
-
-    Understands
-
-    - a PyG ``Batch``/``Data`` of point clouds: inputs = the batch itself, target =
-      ``batch.y``, the quadrature of the clouds (weights and ``batch`` vector);
-    - a mapping with ``"x"`` (or ``"input"``) and ``"y"`` (or ``"target"``);
-    - a tuple/list ``(x, y)``.
-
-    Mappings and tuples give no quadrature: the loss's own is used (e.g.
-    ``LpLoss(quadrature=GridSpec(...))`` for grid-shaped data).
-
-    Raises
-    ------
-    TypeError
-        For other batch types (pass a ``batch_fn`` to the trainer).
-    """
-    if _is_pyg(batch):
-        if getattr(batch, "y", None) is None:
-            raise TypeError("PyG batches need the target in batch.y for the default batch_fn; "
-                            "pass batch_fn= to the Trainer for other layouts")
-        if getattr(batch, "weights", None) is None:
-            raise TypeError("PyG batches need quadrature weights (batch.weights): batch "
-                            "PointCloud objects")
-        return batch, batch.y, PointQuadrature.from_cloud(batch)
-    if isinstance(batch, Mapping):
-        x = batch["x"] if "x" in batch else batch.get("input")
-        y = batch["y"] if "y" in batch else batch.get("target")
-        if x is None or y is None:
-            raise TypeError(f"dict batches need keys 'x'/'input' and 'y'/'target', got "
-                            f"{sorted(batch)}")
-        return x, y, batch.get("quadrature")
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1], None
-    raise TypeError(f"default_batch_fn cannot split a batch of type {type(batch).__name__}; "
-                    f"pass batch_fn=callable(batch) -> (inputs, target, quadrature)")
-
-
-def default_forward_fn(model: nn.Module, inputs: Any) -> torch.Tensor:
-    """``model(inputs)``."""
-    return model(inputs)
-
-
-def move_to_device(obj: Any, device: torch.device) -> Any:
-    """Tensors, PyG data, and (nested) tuples/lists/dicts of them moved to ``device``."""
-    if isinstance(obj, torch.Tensor) or _is_pyg(obj):
-        return obj.to(device, non_blocking=device.type == "cuda")
-    if isinstance(obj, Mapping):
-        return {k: move_to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return tuple(move_to_device(v, device) for v in obj)
-    if isinstance(obj, list):
-        return [move_to_device(v, device) for v in obj]
-    return obj
-
-
-def _loss_kwargs(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, Quadrature):
-        return {"quadrature": value}
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"batch_fn's third value must be None, a Quadrature or a dict of loss "
-                    f"keyword arguments, got {type(value).__name__}")
-
-
-def _count_samples(target: torch.Tensor, kwargs: Mapping[str, Any]) -> int:
-    quad = kwargs.get("quadrature")
-    if isinstance(quad, PointQuadrature):
-        return quad.num_graphs
-    return int(target.shape[0]) if target.dim() > 0 else 1
-
-
 def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
     """In DataLoader workers: Ctrl-C reaches the whole process group, but only the main
     process acts on it (checkpoint, then exit 130); a worker that died would break that."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _make_collate(collate: Any, dataset: Dataset) -> Callable[[list], Any]:
-    if callable(collate):
-        return collate
-    if collate == "auto":
-        collate = "pyg" if len(dataset) > 0 and _is_pyg(dataset[0]) else "default"  # type: ignore[arg-type]
-    if collate == "pyg":
-        from torch_geometric.loader.dataloader import Collater
-
-        return Collater(dataset)
-    return default_collate
 
 
 # --------------------------------------------------------------------------------------
@@ -364,7 +274,7 @@ class Trainer:
             self.train_dataset,
             batch_size=self.local_batch_size // cfg.grad_accumulation_steps,
             sampler=self.sampler,
-            num_workers=cfg.num_workers, collate_fn=_make_collate(cfg.collate,
+            num_workers=cfg.num_workers, collate_fn=make_collate(cfg.collate,
                                                                   self.train_dataset),
             drop_last=cfg.drop_last, generator=self.loader_generator,
             pin_memory=self.device.type == "cuda", worker_init_fn=_ignore_sigint,
@@ -510,7 +420,7 @@ class Trainer:
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise TypeError("batch_fn must return (inputs, target, quadrature)")
         inputs, target, extra = out
-        return inputs, target, _loss_kwargs(extra)
+        return inputs, target, loss_kwargs(extra)
 
     # ---- training ---------------------------------------------------------------------
     def fit(self, resume: bool = False, overwrite: bool = False) -> list[dict[str, Any]]:
@@ -688,7 +598,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self._update_ema()
-        n = _count_samples(target, kwargs)
+        n = count_samples(target, kwargs)
         self.step_in_epoch += 1
         self.global_step += 1
         self._acc.loss_sum += loss_value * n
@@ -797,7 +707,7 @@ class Trainer:
         """An optimizer step over micro-batches (weights ``n_i / n``) and/or a rollout loss."""
         cfg = self.config
         parts = [self._split(b) for b in batches]
-        counts = [_count_samples(target, kwargs) for _, target, kwargs in parts]
+        counts = [count_samples(target, kwargs) for _, target, kwargs in parts]
         total = sum(counts)
         self.optimizer.zero_grad(set_to_none=True)
         loss_value = 0.0
@@ -914,7 +824,7 @@ class Trainer:
             dataset, batch_size=bs,
             sampler=ShardSampler(dataset, self.info.world_size, self.info.rank),
             num_workers=self.config.num_workers,
-            collate_fn=_make_collate(self.config.collate, dataset),
+            collate_fn=make_collate(self.config.collate, dataset),
             pin_memory=self.device.type == "cuda",
         )
         model = unwrap_model(self.model)
@@ -928,7 +838,7 @@ class Trainer:
                     with self._autocast():
                         pred = self.forward_fn(model, inputs)
                     loss = self.loss_fn(pred, target, **kwargs)
-                    avg.update({"loss": loss}, count=_count_samples(target, kwargs))
+                    avg.update({"loss": loss}, count=count_samples(target, kwargs))
                     if self.metric_fn is not None:
                         avg.update(self.metric_fn(pred, target, **kwargs))
         finally:
