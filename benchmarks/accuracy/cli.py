@@ -113,11 +113,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "geo-neuralop study") ->
     return status
 
 
-def _freshness(spec, paths, runner_cls, plan_runs) -> dict[str, bool]:
-    """Which result files match the current study and code (key -> fresh)."""
+def _freshness(spec, paths, runner_cls, plan_runs) -> dict[str, str | None]:
+    """Why result files differ from the current study (key -> None, "config" or "code")."""
     import json
-
-    from .runner import staleness
 
     folder = paths.study_results(spec.name)
     params = folder / "params.json"
@@ -125,17 +123,19 @@ def _freshness(spec, paths, runner_cls, plan_runs) -> dict[str, bool]:
         return {}
     matched = json.loads(params.read_text())["models"]
     runner = runner_cls(spec, paths)
-    out: dict[str, bool] = {}
+    out: dict[str, str | None] = {}
     for path in sorted((folder / "runs").glob("*.json")):
         record = json.loads(path.read_text())
         label = record["label"]
-        if label not in matched:
-            out[record["key"]] = False
-            continue
         plan = plan_runs(spec, {label: {**matched[label]}}, [record["seed"]],
-                         {label: record["epochs"]}, [label])
-        out[record["key"]] = bool(plan) and staleness(record, runner.fingerprint(plan[0])) \
-            is None
+                         {label: record["epochs"]}, [label]) if label in matched else []
+        if not plan:
+            out[record["key"]] = "config"
+            continue
+        current = runner.fingerprint(plan[0])
+        old = record.get("fingerprint", {})
+        out[record["key"]] = ("config" if old.get("config") != current["config"] else
+                              "code" if old.get("code") != current["code"] else None)
     return out
 
 

@@ -107,17 +107,18 @@ def _metrics(record: Mapping[str, Any], spec: StudySpec) -> dict[str, float | No
 
 def aggregate(spec: StudySpec, records: Sequence[Mapping[str, Any]],
               budget: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
-              fresh: Mapping[str, bool] | None = None) -> dict[str, Any]:
+              fresh: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Per model and budget: mean/std/n of every metric over the finished seeds.
 
-    ``fresh`` (key -> bool) marks records whose fingerprint matches the current
-    study; stale records are left out and counted.
+    ``fresh`` (key -> None, "config" or "code") says why a record's fingerprint
+    differs from the current study's: records of another config are left out,
+    records of older code are kept and listed (``older_code_runs``).
     """
     epochs = int(spec.trainer["epochs"])
     by_key = {r["key"]: r for r in records}
     out: dict[str, Any] = {"study": spec.name, "title": spec.title, "reference": spec.reference,
                            "epochs": epochs, "seeds": list(spec.seeds), "models": {},
-                           "budget": budget, "stale_runs": []}
+                           "budget": budget, "stale_runs": [], "older_code_runs": []}
     for entry in spec.models:
         model: dict[str, Any] = {"library": entry.library, "note": entry.note,
                                  "baseline": entry.baseline or spec.reference,
@@ -134,16 +135,22 @@ def aggregate(spec: StudySpec, records: Sequence[Mapping[str, Any]],
                 key = f"{slug(entry.label)}__s{seed}__e{e}"
                 if key not in by_key:
                     continue
-                if fresh is not None and not fresh.get(key, True):
+                why = (fresh or {}).get(key)
+                if why == "config":  # made for another setting of this study: left out
                     out["stale_runs"].append(key)
                     continue
+                if why == "code":  # kept, and listed: the code has changed since
+                    out["older_code_runs"].append(key)
                 rows.append(by_key[key])
+            failed = [r["key"] for r in rows if r.get("failed")]
+            rows = [r for r in rows if not r.get("failed")]
             metrics: dict[str, list[float]] = {}
             for row in rows:
                 for k, v in _metrics(row, spec).items():
                     metrics.setdefault(k, []).append(v)
             curves = _curves(rows)
             model["budgets"][name] = {"epochs": e, "seeds": [r["seed"] for r in rows],
+                                      "failed": failed,
                                       "metrics": {k: mean_std(v) for k, v in metrics.items()},
                                       "curves": curves}
         out["models"][entry.label] = model
@@ -500,8 +507,8 @@ def _save(fig, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------ reports
-def write_report(spec: StudySpec, folder: Path, fresh: Mapping[str, bool] | None = None
-                 ) -> dict[str, Any]:
+def write_report(spec: StudySpec, folder: Path,
+                 fresh: Mapping[str, str | None] | None = None) -> dict[str, Any]:
     """Aggregate a study's results folder and write its summary files and plots."""
     records = load_runs(folder)
     agg = aggregate(spec, records, _read(folder / "budget.json"), _read(folder / "params.json"),
@@ -520,11 +527,11 @@ def write_report(spec: StudySpec, folder: Path, fresh: Mapping[str, bool] | None
     with atomic_path(folder / "summary.json") as tmp:
         tmp.write_text(json.dumps(agg, indent=1, default=str) + "\n", encoding="utf-8")
     with atomic_path(folder / "summary.md") as tmp:
-        tmp.write_text(study_markdown(spec, agg), encoding="utf-8")
+        tmp.write_text(study_markdown(spec, agg, folder), encoding="utf-8")
     return agg
 
 
-def study_markdown(spec: StudySpec, agg: Mapping[str, Any]) -> str:
+def study_markdown(spec: StudySpec, agg: Mapping[str, Any], folder: Path | None = None) -> str:
     """The full markdown report of one study."""
     lines = [f"# {spec.title} (`{spec.name}`)", "", spec.description, ""]
     lines += [_budget_text(spec, agg), ""]
@@ -541,7 +548,7 @@ def study_markdown(spec: StudySpec, agg: Mapping[str, Any]) -> str:
         lines += ["## Drag and lift", "", _forces_text(agg), ""]
     for name, file in agg.get("plots", {}).items():
         lines += [f"![{name}]({file})", ""]
-    lines += ["## Notes", ""] + [f"- {n}" for n in _notes(spec, agg)] + [""]
+    lines += ["## Notes", ""] + [f"- {n}" for n in _notes(spec, agg, folder)] + [""]
     return "\n".join(lines)
 
 
@@ -581,7 +588,7 @@ def _forces_text(agg: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _notes(spec: StudySpec, agg: Mapping[str, Any]) -> list[str]:
+def _notes(spec: StudySpec, agg: Mapping[str, Any], folder: Path | None = None) -> list[str]:
     notes = []
     for label, model in agg["models"].items():
         ratio = model.get("params_ratio")
@@ -590,13 +597,21 @@ def _notes(spec: StudySpec, agg: Mapping[str, Any]) -> list[str]:
                          f"±{spec.param_tolerance:.0%}).")
         if model["note"]:
             notes.append(f"{label}: {model['note']}.")
+        for b in model["budgets"].values():
+            for key in b.get("failed", []):
+                record = _read(folder / "runs" / f"{key}.json") if folder else None
+                why = _get(record or {}, "failed", "type") or "an error"
+                notes.append(f"{label}: run {key} failed ({why}); left out.")
         done = len(model["budgets"].get("epochs", {}).get("seeds", []))
         wanted = len(spec.model(label).seeds or spec.seeds)
         if done < wanted:
             notes.append(f"{label}: {done} of {wanted} seeds finished (equal epochs).")
     if agg.get("stale_runs"):
-        notes.append(f"{len(agg['stale_runs'])} result file(s) made with other settings or "
-                     f"code were left out: {', '.join(sorted(agg['stale_runs']))}.")
+        notes.append(f"{len(agg['stale_runs'])} result file(s) made with other settings were "
+                     f"left out: {', '.join(sorted(agg['stale_runs']))}.")
+    if agg.get("older_code_runs"):
+        notes.append(f"{len(agg['older_code_runs'])} result file(s) were made by code that has "
+                     f"changed since (kept; `--rerun-stale` redoes them).")
     notes += [f"Where we lose: {n}" for n in agg.get("losses", [])]
     notes.append("Errors are relative L2 norms of the normalized fields (quadrature-weighted), "
                  "averaged over the test samples; rollouts start at the first frame of each "

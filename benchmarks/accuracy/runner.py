@@ -222,8 +222,10 @@ def _experiment_config(spec: StudySpec, label: str, model_config: Mapping[str, A
     """The experiment config of one run (the data path is filled in at run time)."""
     trainer = {"progress": False, "checkpoint_every_steps": 200, **copy.deepcopy(
         dict(spec.trainer)), "epochs": int(epochs), "seed": int(seed)}
+    data = {**copy.deepcopy(dict(spec.data)), **copy.deepcopy(dict(spec.model(label).data
+                                                                    or {}))}
     return {"name": f"{spec.name}_{slug(label)}_s{seed}_e{epochs}",
-            "data": {**copy.deepcopy(dict(spec.data)), "path": f"<{spec.train_dataset}>"},
+            "data": {**data, "path": f"<{spec.train_dataset}>"},
             "model": copy.deepcopy(dict(model_config)), "trainer": trainer,
             "evaluation": copy.deepcopy(dict(spec.evaluation))}
 
@@ -463,7 +465,7 @@ class StudyRunner:
             pred = load_predictions(path)
             traj = read_trajectory(sample_path(self.roots[dataset_key], index))
             solver = traj.params["solver"]
-            names = list(pred.names)
+            names = list(pred.field_names)
             boundary = cylinder_boundary(traj.pos, traj.faces, traj.static["node_type"],
                                          solver["center"])
 
@@ -594,8 +596,9 @@ def run_study(spec: StudySpec, paths: StudyPaths, *, seeds: Sequence[int] | None
             if budget is None:
                 summary["deferred"] = [m.label for m in entries]
             else:
+                timed = [label for label in labels_all if label in budget["epochs"]]
                 time_plans = [p for p in plan_runs(spec, matched, seeds, budget["epochs"],
-                                                   labels_all) if p.epochs != epochs]
+                                                   timed) if p.epochs != epochs]
                 _refuse_stale(runner, time_plans)
                 for plan in time_plans:
                     _run_or_skip(runner, plan, summary)
@@ -620,7 +623,19 @@ def _run_or_skip(runner: StudyRunner, plan: RunPlan, summary: dict[str, Any]) ->
     if state == "done":
         summary["skipped"].append(plan.key)
         return
-    runner.run(plan)
+    try:
+        runner.run(plan)
+    except (StaleResultError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # a run that fails (divergence, a model's own error) is a result
+        runner.log(f"  FAILED {plan.key}: {type(error).__name__}: {error}")
+        record = {"format": RUN_FORMAT, "version": 1, "study": plan.study, "label": plan.label,
+                  "key": plan.key, "seed": plan.seed, "epochs": plan.epochs,
+                  "model": plan.config["model"], "params": plan.params,
+                  "fingerprint": runner.fingerprint(plan), "test": {}, "extras": {},
+                  "failed": {"type": type(error).__name__, "message": str(error)[:500]}}
+        _write_json(runner.paths.run_results(plan.study, plan.key), record)
+        summary.setdefault("failed", []).append(plan.key)
     summary["ran"].append(plan.key)
 
 
@@ -649,6 +664,8 @@ def _time_budget(runner: StudyRunner, matched: Mapping[str, Mapping[str, Any]],
             log(f"[{spec.name}] time budget deferred: seed {seed}'s equal-epoch run of "
                 f"{plan.label!r} is not done (run it with --seeds {seed})")
             return None
+        if record.get("failed"):  # no time-budget run for a model that failed
+            continue
         epoch_s[plan.label] = float(record["train"]["median_epoch_s"])
     per_model = time_budget_epochs(epoch_s, spec.reference, epochs)
     budget = {"hash": ident, "reference": spec.reference, "epochs_reference": epochs,

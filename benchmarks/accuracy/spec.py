@@ -103,6 +103,9 @@ class ModelEntry:
         study's reference), e.g. the FNO twin of a LocalNO variant.
     seeds : tuple of int, optional
         Seeds of this model when not the study's (ablations run on fewer seeds).
+    data : dict, optional
+        Overrides of the study's ``data`` section for this model (e.g. more
+        training windows in a data-size ablation).
     """
 
     label: str
@@ -112,6 +115,7 @@ class ModelEntry:
     note: str = ""
     baseline: str | None = None
     seeds: tuple[int, ...] | None = None
+    data: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if "name" not in self.config:
