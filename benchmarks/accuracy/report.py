@@ -227,20 +227,29 @@ def _num(value: float, digits: int, like: float | None = None) -> str:
     return f"{value:.{digits - 1}e}"
 
 
-def _columns(spec: StudySpec, agg: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(metric key, column title) of the study's main table."""
+def _static(spec: StudySpec) -> bool:
+    """Whether the study's data are input/target pairs (no time steps)."""
+    from geo_neuralop.data import GENERATORS
+
+    return GENERATORS[spec.datasets[spec.train_dataset].generator].task["kind"] == "static"
+
+
+def _columns(spec: StudySpec, agg: Mapping[str, Any], compact: bool = False
+             ) -> list[tuple[str, str]]:
+    """(metric key, column title) of the study's main table (``compact``: the README's)."""
     present: set[str] = set()
     for model in agg["models"].values():
         for b in model["budgets"].values():
             present |= set(b["metrics"])
-    cols = [("one_step/rel_l2", "one-step rel. L2")]
-    if "one_step/rel_h1" in present:
-        cols.append(("one_step/rel_h1", "one-step rel. H1"))
+    step = "" if _static(spec) else "one-step "
+    cols = [("one_step/rel_l2", f"{step}rel. L2")]
+    if "one_step/rel_h1" in present and not compact:
+        cols.append(("one_step/rel_h1", f"{step}rel. H1"))
     if "rollout/mean" in present:
         steps = spec.evaluation.get("rollout_steps")
         cols.append(("rollout/mean", f"{steps}-step rollout, mean rel. L2"))
     for extra in spec.extra_evals:
-        cols.append((f"{extra.key}/one_step", f"{extra.label}: one-step"))
+        cols.append((f"{extra.key}/one_step", f"{extra.label}: {step}rel. L2"))
         if extra.rollout_steps:
             cols.append((f"{extra.key}/rollout", f"{extra.label}: rollout"))
     if spec.forces:
@@ -259,10 +268,12 @@ def _channel_columns(agg: Mapping[str, Any]) -> list[str]:
 def main_table(spec: StudySpec, agg: Mapping[str, Any], budget: str = "epochs",
                compact: bool = False) -> str:
     """The markdown table of one budget."""
-    cols = _columns(spec, agg)
-    if compact:
-        cols = cols[:4]
-    header = ["model", "params", "s / epoch", "epochs", "seeds"] + [t for _, t in cols]
+    cols = _columns(spec, agg, compact)
+    timed = compact and any("time" in m["budgets"] for m in agg["models"].values())
+    header = ["model", "params", "s / epoch"] + ([] if compact else ["epochs"]) + ["seeds"]
+    header += [t for _, t in cols]
+    if timed:
+        header.append(f"{cols[0][1]}, equal wall-clock (epochs)")
     if not compact:
         header.append("gain vs baseline")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -274,8 +285,13 @@ def main_table(spec: StudySpec, agg: Mapping[str, Any], budget: str = "epochs",
         p_text = NA if params is None else f"{params:,}"
         epoch_s = _value(agg, label, "train/median_epoch_s", budget)
         row = [label + ("" if model["library"] == "geo_neuralop" else f" [{model['library']}]"),
-               p_text, fmt(epoch_s, 2), str(b["epochs"]), str(len(b["seeds"]))]
+               p_text, fmt(epoch_s, 2)] + ([] if compact else [str(b["epochs"])])
+        row.append(str(len(b["seeds"])))
         row += [fmt(_value(agg, label, key, budget)) for key, _ in cols]
+        if timed:
+            t = model["budgets"].get("time")
+            row.append(NA if t is None else
+                       f"{fmt(_value(agg, label, cols[0][0], 'time'))} ({t['epochs']})")
         if not compact:
             row.append(_gain(agg, label, model["baseline"], budget))
         lines.append("| " + " | ".join(row) + " |")
@@ -378,7 +394,8 @@ def _plot_rollout(spec: StudySpec, agg: Mapping[str, Any], path: Path) -> bool:
     ax.set_xlabel("rollout step")
     ax.set_ylabel("relative L2 error (test, mean over seeds)")
     ax.set_yscale("log")
-    ax.set_title(f"{spec.title}: error vs rollout step (dashed: peers)")
+    ax.set_title(f"{spec.name}: rollout error (dashed: peer libraries)", fontsize=10)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
@@ -420,7 +437,7 @@ def _plot_resolution(spec: StudySpec, agg: Mapping[str, Any], path: Path) -> boo
     ax.set_xlabel("grid points per side" if spec.datasets[spec.train_dataset].generator
                   != "cylinder" else "mesh vertices")
     ax.set_ylabel("one-step relative L2 error (test)")
-    ax.set_title(f"{spec.title}: zero-shot resolution transfer")
+    ax.set_title(f"{spec.name}: zero-shot resolution transfer (dashed: peers)", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
@@ -457,7 +474,7 @@ def _plot_efficiency(spec: StudySpec, agg: Mapping[str, Any], path: Path) -> boo
         return False
     ax.set_xlabel("seconds per training epoch (this machine, 1 thread)")
     ax.set_ylabel("relative L2 error (test)")
-    ax.set_title(f"{spec.title}: error vs training cost (equal epochs)")
+    ax.set_title(f"{spec.name}: error vs training cost (equal epochs)", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -489,8 +506,8 @@ def _plot_forces(spec: StudySpec, agg: Mapping[str, Any], path: Path) -> bool:
     axes[0].set_ylabel("C_D")
     axes[1].set_ylabel("C_L")
     axes[1].set_xlabel("time (s)")
-    axes[0].set_title(f"{spec.title}: drag and lift from predicted fields (seed "
-                      f"{min(agg['seeds'])}, first test trajectory)")
+    axes[0].set_title(f"{spec.name}: drag and lift from the rollouts (first seed, first "
+                      f"test trajectory)", fontsize=10)
     axes[1].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     _save(fig, path)
