@@ -134,8 +134,9 @@ def match_parameters(entries: Sequence[ModelEntry], reference: str, data_spec,
     """Width of every model so that its parameter count is closest to the reference's.
 
     The reference is used as configured; an entry with ``width_key`` gets the
-    integer width (2 to 1024) whose count is closest to the reference count (the
-    count grows with the width; widths the model rejects are skipped).
+    integer width whose count is closest to the reference count (the count grows with
+    the width; the search starts at the configured width, stays below 4096 and skips
+    widths the model rejects).
 
     Returns
     -------
@@ -178,7 +179,12 @@ def _closest_width(config: dict, key: str, target: int, data_spec) -> dict:
                 return w, c
         return None
 
-    lo, hi = 2, 1024
+    # bracket the target by doubling or halving from the configured width (no huge builds)
+    lo = hi = max(2, int(config.get(key, 2)))
+    while hi < 4096 and (usable(hi) is None or usable(hi)[1] < target):
+        lo, hi = hi, 2 * hi
+    while lo > 2 and (usable(lo) is None or usable(lo)[1] >= target):
+        lo, hi = max(2, lo // 2), lo
     while hi - lo > 1:  # smallest usable width whose count reaches the target
         mid = (lo + hi) // 2
         found = usable(mid)
@@ -188,7 +194,7 @@ def _closest_width(config: dict, key: str, target: int, data_spec) -> dict:
             lo = mid
     candidates = [c for c in (usable(lo), usable(hi)) if c is not None]
     if not candidates:
-        raise ValueError(f"no {key} in [2, 1024] builds the model {config['name']!r}")
+        raise ValueError(f"no {key} in [2, 4096] builds the model {config['name']!r}")
     best = min(candidates, key=lambda wc: abs(wc[1] - target))
     return {**config, key: best[0]}
 
@@ -439,21 +445,38 @@ class StudyRunner:
             "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
         if plan.forces:
-            record["forces"] = self._forces(result["evaluation"], self.spec.train_dataset)
+            record["forces"] = self._guarded(self._forces, result["evaluation"],
+                                             self.spec.train_dataset)
         for extra in plan.extra_evals:
-            out_dir = run_dir / f"evaluation_{extra.key}" if extra.forces else None
-            settings = {"prediction_files": 10**6 if extra.forces else 0}
-            evaluation = evaluate_model(model, experiment, data=self.roots[extra.dataset],
-                                        split="test", rollout_steps=extra.rollout_steps,
-                                        out_dir=out_dir, settings=settings)
-            record["extras"][extra.key] = _summarize(evaluation)
-            if extra.forces:
-                record["extras"][extra.key]["forces"] = self._forces(evaluation, extra.dataset)
+            record["extras"][extra.key] = self._guarded(self._extra, model, experiment,
+                                                        extra, run_dir)
         _write_json(self.paths.run_results(plan.study, plan.key), record)
         self.log(f"  done {plan.key}: test one-step rel L2 "
                  f"{record['test']['one_step'].get('rel_l2', float('nan')):.4g} in "
                  f"{train_s:.0f} s")
         return record
+
+    def _guarded(self, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+        """``fn(*args)``, or ``{"error": ...}`` when it fails (the trained run is kept)."""
+        try:
+            return fn(*args)
+        except Exception as error:  # an evaluation the model cannot do is a result too
+            self.log(f"  evaluation {getattr(fn, '__name__', fn)} failed: "
+                     f"{type(error).__name__}: {error}")
+            return {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+
+    def _extra(self, model: torch.nn.Module, experiment: Mapping[str, Any], extra: ExtraEval,
+               run_dir: Path) -> dict[str, Any]:
+        """One-step (and rollout) errors on another dataset's test split."""
+        out_dir = run_dir / f"evaluation_{extra.key}" if extra.forces else None
+        settings = {"prediction_files": 10**6 if extra.forces else 0}
+        evaluation = evaluate_model(model, experiment, data=self.roots[extra.dataset],
+                                    split="test", rollout_steps=extra.rollout_steps,
+                                    out_dir=out_dir, settings=settings)
+        out = _summarize(evaluation)
+        if extra.forces:
+            out["forces"] = self._forces(evaluation, extra.dataset)
+        return out
 
     def _forces(self, evaluation: Mapping[str, Any], dataset_key: str) -> dict[str, Any]:
         """Drag/lift errors of the rollout prediction files of an evaluation."""
