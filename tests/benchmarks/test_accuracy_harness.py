@@ -1,4 +1,8 @@
-"""The accuracy-study harness on a tiny study: result files, resume, skip, stale refusal."""
+"""The accuracy-study harness on a tiny study: result files, resume, skip, stale refusal.
+
+``benchmarks.accuracy.runner`` registers the peer adapters as models when imported, so
+it is imported inside the tests (after collection; ``conftest.py`` unregisters them).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,9 @@ import pytest
 import torch
 
 from benchmarks.accuracy import datasets as study_datasets
-from benchmarks.accuracy import report, runner
+from benchmarks.accuracy import report
 from benchmarks.accuracy.datasets import derive_strided, ensure_datasets
 from benchmarks.accuracy.report import mean_std, write_report
-from benchmarks.accuracy.runner import (
-    StaleResultError,
-    StudyPaths,
-    run_study,
-    time_budget_epochs,
-)
 from benchmarks.accuracy.spec import Claim, DatasetSpec, ModelEntry, StudySpec
 from benchmarks.accuracy.studies import STUDIES, get_study
 from geo_neuralop.data import generate_dataset, read_trajectory
@@ -42,16 +40,25 @@ def tiny_study(lr: float = 2e-3) -> StudySpec:
 
 
 @pytest.fixture
-def paths(tmp_path):
-    return StudyPaths(tmp_path / "work", tmp_path / "results")
+def runner():
+    from benchmarks.accuracy import runner as module
+
+    return module
 
 
-def run_files(paths: StudyPaths) -> dict[str, float]:
+@pytest.fixture
+def paths(tmp_path, runner):
+    return runner.StudyPaths(tmp_path / "work", tmp_path / "results")
+
+
+def run_files(paths) -> dict[str, int]:
     folder = paths.results / "tiny" / "runs"
     return {p.name: p.stat().st_mtime_ns for p in sorted(folder.glob("*.json"))}
 
 
-def test_results_are_written_then_skipped_resumed_and_refused_when_stale(paths, monkeypatch):
+def test_results_are_written_then_skipped_resumed_and_refused_when_stale(paths, runner,
+                                                                       monkeypatch):
+    run_study, StaleResultError = runner.run_study, runner.StaleResultError  # noqa: N806
     spec = tiny_study()
     log: list[str] = []
     done = run_study(spec, paths, log=log.append)
@@ -111,26 +118,27 @@ def test_results_are_written_then_skipped_resumed_and_refused_when_stale(paths, 
     assert sorted(rerun["ran"]) == ["am_fno__s0__e1", "fno__s0__e1"]
 
 
-def test_parameter_count_counts_complex_weights_twice():
+def test_parameter_count_counts_complex_weights_twice(runner):
     module = torch.nn.Linear(3, 2)  # 6 weights + 2 biases
     module.spectral = torch.nn.Parameter(torch.zeros(4, dtype=torch.cfloat))
     assert runner.parameter_count(module) == 8 + 2 * 4
 
 
-def test_a_partial_run_with_other_settings_is_refused(paths):
+def test_a_partial_run_with_other_settings_is_refused(paths, runner):
     spec = tiny_study()
-    run_study(spec, paths, seeds=[0], budgets=["epochs"], labels=["FNO"], log=lambda m: None)
+    runner.run_study(spec, paths, seeds=[0], budgets=["epochs"], labels=["FNO"], log=lambda m: None)
     (paths.results / "tiny" / "runs" / "fno__s0__e1.json").unlink()
     marker = paths.work / "runs" / "tiny" / "fno__s0__e1" / "study_run.json"
     record = json.loads(marker.read_text())
     record["fingerprint"]["config"] = "f" * 16
     marker.write_text(json.dumps(record))
-    with pytest.raises(StaleResultError, match="partial run"):
-        run_study(spec, paths, seeds=[0], budgets=["epochs"], labels=["FNO"],
-                  log=lambda m: None)
+    with pytest.raises(runner.StaleResultError, match="partial run"):
+        runner.run_study(spec, paths, seeds=[0], budgets=["epochs"], labels=["FNO"],
+                         log=lambda m: None)
 
 
-def test_time_budget_gives_each_model_the_reference_wall_clock():
+def test_time_budget_gives_each_model_the_reference_wall_clock(runner):
+    time_budget_epochs = runner.time_budget_epochs
     epochs = time_budget_epochs({"FNO": 3.0, "LocalNO": 7.5, "UNet": 1.2}, "FNO", 10)
     # 30 s of training: 30 / 7.5 = 4 epochs, 30 / 1.2 = 25 epochs
     assert epochs == {"FNO": 10, "LocalNO": 4, "UNet": 25}
@@ -148,7 +156,7 @@ def test_mean_and_sample_std_match_numpy():
     assert mean_std([0.2]) == {"mean": 0.2, "std": None, "n": 1}
 
 
-def test_doctests_of_the_harness():
+def test_doctests_of_the_harness(runner):
     for module in (report, runner):
         assert doctest.testmod(module).failed == 0
 
