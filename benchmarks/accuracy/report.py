@@ -196,6 +196,11 @@ def _claim(agg: Mapping[str, Any], claim) -> dict[str, Any]:
             verdict = "smaller gain"
         else:
             verdict = "not reproduced"
+        if cand["std"] is not None and base["std"] is not None and \
+                abs(cand["mean"] - base["mean"]) <= cand["std"] + base["std"]:
+            verdict += " (difference within the seeds' spread)"
+        elif cand["n"] < 2 or base["n"] < 2:
+            verdict += " (one seed)"
     return {"candidate": claim.candidate, "baseline": claim.baseline, "metric": claim.metric,
             "claimed": claim.reduction, "measured": measured, "verdict": verdict,
             "source": claim.source, "n": [cand["n"], base["n"]]}
@@ -335,21 +340,27 @@ def claims_table(agg: Mapping[str, Any]) -> str | None:
 
 def losses(spec: StudySpec, agg: Mapping[str, Any]) -> list[str]:
     """Plain statements of where our models lose (equal epochs, one-step error)."""
-    def err(label: str) -> float | None:
-        return _value(agg, label, "one_step/rel_l2")["mean"]
-
-    ours = [m.label for m in spec.models if m.library == "geo_neuralop" and err(m.label)]
-    peers = [m.label for m in spec.models if m.library != "geo_neuralop" and err(m.label)]
     out = []
-    if ours:
+    step = "" if _static(spec) else "one-step "
+    for metric, what in (("one_step/rel_l2", f"{step}error"),
+                         ("rollout/mean", "rollout error")):
+        def err(label: str, metric: str = metric) -> float | None:
+            return _value(agg, label, metric)["mean"]
+
+        ours = [m.label for m in spec.models if m.library == "geo_neuralop"
+                and err(m.label) is not None]
+        peers = [m.label for m in spec.models if m.library != "geo_neuralop"
+                 and err(m.label) is not None]
+        if not ours:
+            continue
         best_ours = min(ours, key=err)
         for peer in peers:
             if err(peer) < err(best_ours):
-                out.append(f"{peer} has a lower one-step error than our best model, "
-                           f"{best_ours} ({fmt(_value(agg, peer, 'one_step/rel_l2'))} vs "
-                           f"{fmt(_value(agg, best_ours, 'one_step/rel_l2'))}).")
+                out.append(f"{peer} has a lower {what} than our best model, {best_ours} "
+                           f"({fmt(_value(agg, peer, metric))} vs "
+                           f"{fmt(_value(agg, best_ours, metric))}).")
     for claim in agg["claims"]:
-        if claim["verdict"] in ("smaller gain", "not reproduced"):
+        if claim["verdict"].startswith(("smaller gain", "not reproduced")):
             out.append(f"{claim['candidate']} vs {claim['baseline']} "
                        f"({claim['metric'].replace('_', '-')}): {claim['verdict']}, "
                        f"{100 * claim['measured']:+.0f}% where {claim['source']} reports "
