@@ -132,3 +132,21 @@ def test_neuraloperator_models_save_and_load_through_our_checkpoints(tmp_path):
     x = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_latent_round_trip_is_exact_for_linear_fields_and_converges():
+    """Mesh -> grid -> mesh: exact for linear fields (no margin), second order for smooth."""
+    from benchmarks.accuracy.latent_floor import round_trip
+
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.uniform([0, 0], [2.2, 0.41], (400, 2)),
+                          [[0, 0], [2.2, 0], [0, 0.41], [2.2, 0.41]]])
+    linear = np.stack([3 * pts[:, 0] - pts[:, 1], np.ones(len(pts))], 1)
+    np.testing.assert_allclose(round_trip(pts, linear, (24, 8), margin=0.0), linear,
+                               atol=1e-10)
+    pts = np.stack(np.meshgrid(np.linspace(0, 2.2, 111), np.linspace(0, 0.41, 22),
+                               indexing="ij"), -1).reshape(-1, 2)
+    smooth = np.sin(3 * pts[:, :1]) * np.cos(7 * pts[:, 1:])
+    errors = [np.abs(round_trip(pts, smooth, (n, n // 4), margin=0.0) - smooth).max()
+              for n in (24, 48)]
+    assert errors[1] < errors[0] / 3  # about 4x: bilinear interpolation is second order
