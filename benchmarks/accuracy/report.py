@@ -155,6 +155,9 @@ def aggregate(spec: StudySpec, records: Sequence[Mapping[str, Any]],
                                       "curves": curves}
         out["models"][entry.label] = model
     out["claims"] = [_claim(out, c) for c in spec.claims]
+    used = [r for r in records if r.get("train")]
+    out["compute"] = {"runs": len(used),
+                      "run_seconds": float(sum(r["train"].get("wall_s", 0.0) for r in used))}
     return out
 
 
@@ -574,9 +577,31 @@ def study_markdown(spec: StudySpec, agg: Mapping[str, Any], folder: Path | None 
         lines += ["## Published claims", "", claims, ""]
     if spec.forces:
         lines += ["## Drag and lift", "", _forces_text(agg), ""]
+    floor = _latent_floor(folder)
+    if floor:
+        lines += ["## Latent-grid floor", "", floor, ""]
     for name, file in agg.get("plots", {}).items():
         lines += [f"![{name}]({file})", ""]
     lines += ["## Notes", ""] + [f"- {n}" for n in _notes(spec, agg, folder)] + [""]
+    return "\n".join(lines)
+
+
+def _latent_floor(folder: Path | None) -> str | None:
+    """The table of ``latent_floor.json`` (``python -m benchmarks.accuracy.latent_floor``)."""
+    data = _read(folder / "latent_floor.json") if folder else None
+    if not data:
+        return None
+    lines = [f"The one-step change of the {data['split']} trajectories ({data['windows']} "
+             f"windows) carried from the mesh to a latent grid and back (linear, then "
+             f"bilinear interpolation), in the normalized units of the tables: the error "
+             f"this round trip leaves, its share within two diameters of the cylinder, and "
+             f"the error of predicting no change "
+             f"(`python -m benchmarks.accuracy.latent_floor`).", "",
+             "| latent grid | round-trip error | share near the cylinder | no-change error |",
+             "|---|---|---|---|"]
+    for name, v in data["shapes"].items():
+        lines.append(f"| {name} | {v['floor']:.3f} | {v['near_share']:.0%} | "
+                     f"{v['change']:.3f} |")
     return "\n".join(lines)
 
 
@@ -588,6 +613,10 @@ def _budget_text(spec: StudySpec, agg: Mapping[str, Any]) -> str:
             + f", one CPU thread; mean ± sample std over seeds {list(spec.seeds)}. "
             f"Parameter counts matched to {spec.reference} within "
             f"±{spec.param_tolerance:.0%} by the width.")
+    compute = agg.get("compute") or {}
+    if compute.get("runs"):
+        text += (f" Compute: {compute['runs']} runs, {compute['run_seconds'] / 3600:.1f} h of "
+                 f"training and test evaluation in all on this machine (2 shared cores).")
     budget = agg.get("budget")
     if budget:
         text += (f" Equal wall-clock: {budget['budget_s']:.0f} s of training per model "
@@ -670,6 +699,9 @@ def write_readme(specs: Sequence[StudySpec], results: Path, findings: Mapping[st
         claims = claims_table(agg)
         if claims:
             lines += [claims, ""]
+        floor = _latent_floor(results / spec.name)
+        if floor:
+            lines += [floor, ""]
         if spec.name in findings:
             lines += [findings[spec.name], ""]
         if agg.get("losses"):
