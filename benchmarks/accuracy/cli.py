@@ -127,8 +127,11 @@ def _freshness(spec, paths, runner_cls, plan_runs) -> dict[str, str | None]:
     for path in sorted((folder / "runs").glob("*.json")):
         record = json.loads(path.read_text())
         label = record["label"]
+        tuned = {label: record.get("trainer", {}).get(spec.tune_key)} \
+            if spec.tune_values else None
         plan = plan_runs(spec, {label: {**matched[label]}}, [record["seed"]],
-                         {label: record["epochs"]}, [label]) if label in matched else []
+                         {label: record["epochs"]}, [label], tuned) \
+            if label in matched and label in [m.label for m in spec.models] else []
         if not plan:
             out[record["key"]] = "config"
             continue

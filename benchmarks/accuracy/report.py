@@ -25,7 +25,7 @@ from typing import Any
 
 from geo_neuralop.utils import atomic_path
 
-from .spec import StudySpec, slug
+from .spec import StudySpec, run_key, tune_tag
 
 __all__ = ["aggregate", "load_runs", "mean_std", "write_readme", "write_report"]
 
@@ -107,7 +107,8 @@ def _metrics(record: Mapping[str, Any], spec: StudySpec) -> dict[str, float | No
 
 def aggregate(spec: StudySpec, records: Sequence[Mapping[str, Any]],
               budget: Mapping[str, Any] | None, params: Mapping[str, Any] | None,
-              fresh: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+              fresh: Mapping[str, str | None] | None = None,
+              tuning: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per model and budget: mean/std/n of every metric over the finished seeds.
 
     ``fresh`` (key -> None, "config" or "code") says why a record's fingerprint
@@ -118,9 +119,15 @@ def aggregate(spec: StudySpec, records: Sequence[Mapping[str, Any]],
     by_key = {r["key"]: r for r in records}
     out: dict[str, Any] = {"study": spec.name, "title": spec.title, "reference": spec.reference,
                            "epochs": epochs, "seeds": list(spec.seeds), "models": {},
-                           "budget": budget, "stale_runs": [], "older_code_runs": []}
+                           "budget": budget, "tuning": tuning, "stale_runs": [],
+                           "older_code_runs": []}
+    default = spec.trainer.get(spec.tune_key)
     for entry in spec.models:
+        value = _get(tuning or {}, "chosen", entry.label) if spec.tune_values else None
+        tag = "" if value is None else tune_tag(spec, value)
         model: dict[str, Any] = {"library": entry.library, "note": entry.note,
+                                 spec.tune_key: default if value is None else value,
+                                 "tuned": value is not None,
                                  "baseline": entry.baseline or spec.reference,
                                  "params": _get(params or {}, "models", entry.label, "params"),
                                  "params_ratio": _get(params or {}, "models", entry.label,
@@ -132,7 +139,7 @@ def aggregate(spec: StudySpec, records: Sequence[Mapping[str, Any]],
         for name, e in budgets.items():
             rows = []
             for seed in entry.seeds or spec.seeds:
-                key = f"{slug(entry.label)}__s{seed}__e{e}"
+                key = run_key(entry.label, seed, e, tag)
                 if key not in by_key:
                     continue
                 why = (fresh or {}).get(key)
@@ -278,7 +285,10 @@ def main_table(spec: StudySpec, agg: Mapping[str, Any], budget: str = "epochs",
     """The markdown table of one budget."""
     cols = _columns(spec, agg, compact)
     timed = compact and any("time" in m["budgets"] for m in agg["models"].values())
+    tuned_col = bool(spec.tune_values) and not compact
     header = ["model", "params", "s / epoch"] + ([] if compact else ["epochs"]) + ["seeds"]
+    if tuned_col:
+        header.append(spec.tune_key)
     header += [t for _, t in cols]
     if timed:
         header.append(f"{cols[0][1]}, equal wall-clock (epochs)")
@@ -295,6 +305,8 @@ def main_table(spec: StudySpec, agg: Mapping[str, Any], budget: str = "epochs",
         row = [label + ("" if model["library"] == "geo_neuralop" else f" [{model['library']}]"),
                p_text, fmt(epoch_s, 2)] + ([] if compact else [str(b["epochs"])])
         row.append(str(len(b["seeds"])))
+        if tuned_col:
+            row.append(f"{model[spec.tune_key]:g}" + ("" if model["tuned"] else " (untuned)"))
         row += [fmt(_value(agg, label, key, budget)) for key, _ in cols]
         if timed:
             t = model["budgets"].get("time")
@@ -325,6 +337,30 @@ def channel_table(agg: Mapping[str, Any]) -> str | None:
     for label in agg["models"]:
         lines.append("| " + " | ".join([label] + [fmt(_value(agg, label, k)) for k in keys])
                      + " |")
+    return "\n".join(lines)
+
+
+def tuning_table(spec: StudySpec, agg: Mapping[str, Any]) -> str | None:
+    """Lowest validation loss per model and candidate value (first seed, equal epochs)."""
+    tuning = agg.get("tuning")
+    if not spec.tune_values or not tuning:
+        return None
+    values = [f"{v:g}" for v in spec.tune_values]
+    lines = [f"Every model trained once per {spec.tune_key} on seed {tuning['seed']} "
+             f"({tuning['epochs']} epochs); the value with the lowest validation loss "
+             f"(bold) is used for all its runs.", "",
+             "| model | " + " | ".join(f"{spec.tune_key} {v}" for v in values) + " |",
+             "|" + "---|" * (len(values) + 1)]
+    for label in agg["models"]:
+        losses = _get(tuning, "best_val_loss", label) or {}
+        chosen = _get(tuning, "chosen", label)
+        cells = []
+        for v, text in zip(spec.tune_values, values, strict=True):
+            loss = losses.get(text)
+            cell = NA if loss is None else ("diverged" if not math.isfinite(loss) else
+                                            f"{loss:.4g}")
+            cells.append(f"**{cell}**" if v == chosen else cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -543,7 +579,7 @@ def write_report(spec: StudySpec, folder: Path,
     """Aggregate a study's results folder and write its summary files and plots."""
     records = load_runs(folder)
     agg = aggregate(spec, records, _read(folder / "budget.json"), _read(folder / "params.json"),
-                    fresh)
+                    fresh, _read(folder / "tuning.json"))
     plots = {}
     for name, plot in (("rollout", _plot_rollout), ("resolution", _plot_resolution),
                        ("efficiency", _plot_efficiency), ("forces", _plot_forces)):
@@ -569,6 +605,9 @@ def study_markdown(spec: StudySpec, agg: Mapping[str, Any], folder: Path | None 
     lines += ["## Equal epochs", "", main_table(spec, agg, "epochs"), ""]
     if any("time" in m["budgets"] for m in agg["models"].values()):
         lines += ["## Equal wall-clock", "", main_table(spec, agg, "time"), ""]
+    tuning = tuning_table(spec, agg)
+    if tuning:
+        lines += ["## Tuning", "", tuning, ""]
     channels = channel_table(agg)
     if channels:
         lines += ["## One-step relative L2 per field (equal epochs)", "", channels, ""]

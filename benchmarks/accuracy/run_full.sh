@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
-STUDIES=${STUDIES:-"cylinder cylinder_gap ns2d darcy swe ns2d_superres"}
+STUDIES=${STUDIES:-"ns2d swe cylinder darcy ns2d_superres cylinder_gap"}
 for seed in 0 1 2; do
   for study in $STUDIES; do
     if [ "$study" = cylinder_gap ] && [ "$seed" = 2 ]; then continue; fi  # two seeds

@@ -13,6 +13,11 @@ versions). A later invocation
 - refuses (:class:`StaleResultError`) a result or a partial run with another
   fingerprint, naming what changed, unless ``rerun_stale`` is set.
 
+Tuning (``StudySpec.tune_values``): every model first trains once per candidate
+learning rate on the first seed at equal epochs; the value with the lowest
+validation loss (``tuning.json``) is used for all its runs, so every model gets the
+same tuning budget.
+
 Budgets: ``epochs`` trains every model for the study's epochs; ``time`` gives every
 model the wall-clock the reference model needs for them on this machine, as
 epochs: ``round(E * t_ref / t_model)`` with the median epoch times of the
@@ -52,7 +57,7 @@ from geo_neuralop.utils import atomic_path
 from . import peers
 from .datasets import ensure_datasets
 from .forces import cylinder_boundary, force_coefficients, force_errors
-from .spec import ExtraEval, ModelEntry, StudySpec, canonical_hash, slug
+from .spec import ExtraEval, ModelEntry, StudySpec, canonical_hash, run_key, slug, tune_tag
 
 __all__ = ["RUN_FORMAT", "RunPlan", "StaleResultError", "StudyPaths", "code_fingerprint",
            "match_parameters", "parameter_count", "plan_runs", "run_study",
@@ -61,6 +66,7 @@ __all__ = ["RUN_FORMAT", "RunPlan", "StaleResultError", "StudyPaths", "code_fing
 RUN_FORMAT = "geo_neuralop.accuracy_run"
 BUDGET_FILE = "budget.json"
 PARAMS_FILE = "params.json"
+TUNING_FILE = "tuning.json"
 #: Harness modules whose code changes the numbers (the report and the CLI do not).
 RUNTIME_MODULES = ("peers.py", "datasets.py", "forces.py", "runner.py")
 
@@ -212,10 +218,13 @@ class RunPlan:
     params: int
     extra_evals: tuple[ExtraEval, ...]
     forces: bool
+    tag: str = ""
 
     @property
     def key(self) -> str:
-        return f"{slug(self.label)}__s{self.seed}__e{self.epochs}"
+        return run_key(self.label, self.seed, self.epochs, self.tag)
+
+
 
     def config_hash(self, datasets: Mapping[str, Any]) -> str:
         return canonical_hash({"config": self.config, "datasets": datasets,
@@ -224,10 +233,13 @@ class RunPlan:
 
 
 def _experiment_config(spec: StudySpec, label: str, model_config: Mapping[str, Any],
-                       seed: int, epochs: int) -> dict[str, Any]:
-    """The experiment config of one run (the data path is filled in at run time)."""
+                       seed: int, epochs: int, tuned: Any = None) -> dict[str, Any]:
+    """The experiment config of one run (the data path is filled in at run time);
+    ``tuned``: the model's value of the study's tuned trainer setting."""
     trainer = {"progress": False, "checkpoint_every_steps": 200, **copy.deepcopy(
         dict(spec.trainer)), "epochs": int(epochs), "seed": int(seed)}
+    if tuned is not None:
+        trainer[spec.tune_key] = tuned
     data = {**copy.deepcopy(dict(spec.data)), **copy.deepcopy(dict(spec.model(label).data
                                                                     or {}))}
     return {"name": f"{spec.name}_{slug(label)}_s{seed}_e{epochs}",
@@ -237,19 +249,23 @@ def _experiment_config(spec: StudySpec, label: str, model_config: Mapping[str, A
 
 
 def plan_runs(spec: StudySpec, matched: Mapping[str, Mapping[str, Any]], seeds: Sequence[int],
-              epochs: Mapping[str, int], labels: Sequence[str]) -> list[RunPlan]:
-    """Runs of ``labels`` x ``seeds`` with the given epochs per label (seed-major)."""
+              epochs: Mapping[str, int], labels: Sequence[str],
+              tuned: Mapping[str, Any] | None = None) -> list[RunPlan]:
+    """Runs of ``labels`` x ``seeds`` with the given epochs per label (seed-major);
+    ``tuned`` gives a label its value of the tuned trainer setting."""
     plans = []
     for seed in seeds:
         for label in labels:
             own = spec.model(label).seeds
             if own is not None and seed not in own:
                 continue
+            value = (tuned or {}).get(label)
             extras = tuple(e for e in spec.extra_evals if e.models is None or label in e.models)
             config = _experiment_config(spec, label, matched[label]["config"], seed,
-                                        epochs[label])
+                                        epochs[label], value)
             plans.append(RunPlan(spec.name, label, int(seed), int(epochs[label]), config,
-                                 int(matched[label]["params"]), extras, spec.forces))
+                                 int(matched[label]["params"]), extras, spec.forces,
+                                 tune_tag(spec, value) if value is not None else ""))
     return plans
 
 
@@ -435,8 +451,8 @@ class StudyRunner:
         record = {
             "format": RUN_FORMAT, "version": 1, "study": plan.study, "label": plan.label,
             "key": plan.key, "seed": plan.seed, "epochs": plan.epochs,
-            "model": plan.config["model"], "params": plan.params,
-            "fingerprint": fingerprint,
+            "model": plan.config["model"], "trainer": plan.config["trainer"],
+            "params": plan.params, "fingerprint": fingerprint,
             "train": _train_summary(result["history"], train_s),
             "test": _summarize(result["evaluation"]),
             "extras": {},
@@ -608,20 +624,33 @@ def run_study(spec: StudySpec, paths: StudyPaths, *, seeds: Sequence[int] | None
                 f"the reference: {', '.join(outside)}")
         labels_all = [m.label for m in entries]
         epochs = int(spec.trainer["epochs"])
+        seed0 = calibration_seed(spec)
+        if spec.tune_values and seed0 in seeds:  # the same tuning runs for every model
+            tuning = [p for value in spec.tune_values for p in plan_runs(
+                spec, matched, [seed0], dict.fromkeys(labels_all, epochs), labels_all,
+                dict.fromkeys(labels_all, value))]
+            _refuse_stale(runner, tuning)
+            for plan in tuning:
+                _run_or_skip(runner, plan, summary)
+        tuned = _tuned_values(runner, matched, log)
+        if tuned is None:
+            summary["deferred"] = [m.label for m in entries]
+            summary["wall_s"] = time.perf_counter() - clock
+            return summary
         plans = plan_runs(spec, matched, seeds, dict.fromkeys(labels_all, epochs),
-                          labels_all) if "epochs" in budgets or "time" in budgets else []
+                          labels_all, tuned)
         # the equal-epoch runs come first (also needed to calibrate the time budget)
         _refuse_stale(runner, plans)
         for plan in plans:
             _run_or_skip(runner, plan, summary)
         if "time" in budgets:
-            budget = _time_budget(runner, matched, labels_all, log)
+            budget = _time_budget(runner, matched, tuned, log)
             if budget is None:
                 summary["deferred"] = [m.label for m in entries]
             else:
                 timed = [label for label in labels_all if label in budget["epochs"]]
                 time_plans = [p for p in plan_runs(spec, matched, seeds, budget["epochs"],
-                                                   timed) if p.epochs != epochs]
+                                                   timed, tuned) if p.epochs != epochs]
                 _refuse_stale(runner, time_plans)
                 for plan in time_plans:
                     _run_or_skip(runner, plan, summary)
@@ -654,8 +683,9 @@ def _run_or_skip(runner: StudyRunner, plan: RunPlan, summary: dict[str, Any]) ->
         runner.log(f"  FAILED {plan.key}: {type(error).__name__}: {error}")
         record = {"format": RUN_FORMAT, "version": 1, "study": plan.study, "label": plan.label,
                   "key": plan.key, "seed": plan.seed, "epochs": plan.epochs,
-                  "model": plan.config["model"], "params": plan.params,
-                  "fingerprint": runner.fingerprint(plan), "test": {}, "extras": {},
+                  "model": plan.config["model"], "trainer": plan.config["trainer"],
+                  "params": plan.params, "fingerprint": runner.fingerprint(plan),
+                  "test": {}, "extras": {},
                   "failed": {"type": type(error).__name__, "message": str(error)[:500]}}
         _write_json(runner.paths.run_results(plan.study, plan.key), record)
         summary.setdefault("failed", []).append(plan.key)
@@ -667,14 +697,67 @@ def calibration_seed(spec: StudySpec) -> int:
     return int(spec.seeds[0])
 
 
+def best_loss(record: Mapping[str, Any] | None) -> float:
+    """The lowest validation loss of a run record (inf for a failed or missing one)."""
+    losses = [v for v in _get_list(record, "train", "val_loss")
+              if v is not None and math.isfinite(v)]
+    return min(losses) if losses else math.inf
+
+
+def _get_list(record: Mapping[str, Any] | None, *keys: str) -> list:
+    value: Any = record or {}
+    for key in keys:
+        value = value.get(key, {}) if isinstance(value, Mapping) else {}
+    return list(value) if isinstance(value, list) else []
+
+
+def _tuned_values(runner: StudyRunner, matched: Mapping[str, Mapping[str, Any]],
+                  log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Each model's value of the tuned setting (``tuning.json``); the study's own value
+    for every model without tuning; None while tuning runs are missing."""
+    spec, paths = runner.spec, runner.paths
+    labels = [m.label for m in spec.models]
+    if not spec.tune_values:
+        return dict.fromkeys(labels, spec.trainer.get(spec.tune_key))
+    epochs = int(spec.trainer["epochs"])
+    seed = calibration_seed(spec)
+    losses: dict[str, dict[str, float]] = {label: {} for label in labels}
+    hashes = {}
+    for value in spec.tune_values:
+        for plan in plan_runs(spec, matched, [seed], dict.fromkeys(labels, epochs), labels,
+                              dict.fromkeys(labels, value)):
+            record = _read_json(paths.run_results(spec.name, plan.key))
+            if record is None or staleness(record, runner.fingerprint(plan)):
+                log(f"[{spec.name}] waiting for the tuning runs of seed {seed} (run "
+                    f"--seeds {seed}): {plan.key} is not done")
+                return None
+            losses[plan.label][f"{value:g}"] = best_loss(record)
+            hashes[plan.key] = runner.fingerprint(plan)["config"]
+    default = spec.trainer.get(spec.tune_key)
+    chosen = {label: min(spec.tune_values, key=lambda v, label=label:
+                         (losses[label][f"{v:g}"], v != default))
+              if losses[label] else default for label in labels}
+    path = paths.study_results(spec.name) / TUNING_FILE
+    stored = _read_json(path)
+    ident = canonical_hash(hashes)
+    if not stored or stored.get("hash") != ident:
+        _write_json(path, {"hash": ident, "key": spec.tune_key, "values": list(spec.tune_values),
+                           "seed": seed, "epochs": epochs, "best_val_loss": losses,
+                           "chosen": chosen})
+        log(f"[{spec.name}] tuned {spec.tune_key}: {chosen}")
+    return chosen
+
+
 def _time_budget(runner: StudyRunner, matched: Mapping[str, Mapping[str, Any]],
-                 labels: Sequence[str], log: Callable[[str], None]) -> dict[str, Any] | None:
+                 tuned: Mapping[str, Any], log: Callable[[str], None]
+                 ) -> dict[str, Any] | None:
     """The frozen time budget (``budget.json``), computed once the calibration runs exist."""
     spec, paths = runner.spec, runner.paths
     epochs = int(spec.trainer["epochs"])
     all_labels = [m.label for m in spec.models]
     seed = calibration_seed(spec)
-    plans = plan_runs(spec, matched, [seed], dict.fromkeys(all_labels, epochs), all_labels)
+    plans = plan_runs(spec, matched, [seed], dict.fromkeys(all_labels, epochs), all_labels,
+                      tuned)
     ident = canonical_hash({p.label: runner.fingerprint(p)["config"] for p in plans})
     path = paths.study_results(spec.name) / BUDGET_FILE
     stored = _read_json(path)

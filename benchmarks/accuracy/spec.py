@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["BUDGETS", "Claim", "DatasetSpec", "ExtraEval", "ModelEntry", "StudySpec",
-           "canonical_hash", "slug"]
+           "canonical_hash", "run_key", "slug", "tune_tag"]
 
 #: ``epochs``: every model trains the study's epochs; ``time``: every model trains for
 #: the wall-clock the reference model needs for them (epochs from measured epoch times).
@@ -37,6 +37,23 @@ def slug(label: str) -> str:
     if not text:
         raise ValueError(f"label {label!r} has no letters or digits")
     return text
+
+
+def run_key(label: str, seed: int, epochs: int, tag: str = "") -> str:
+    """File name of a run: ``<label slug>__s<seed>__e<epochs>[__<tag>]``.
+
+    >>> run_key("LocalNO (DISCO)", 1, 8, "lr0.0005")
+    'localno_disco__s1__e8__lr0.0005'
+    """
+    return f"{slug(label)}__s{seed}__e{epochs}" + (f"__{tag}" if tag else "")
+
+
+def tune_tag(spec: StudySpec, value: Any) -> str:
+    """The key suffix of a tuned setting: empty for the study's own value, else e.g.
+    ``lr0.0005``."""
+    if not spec.tune_values or value == spec.trainer.get(spec.tune_key):
+        return ""
+    return f"{spec.tune_key}{value:g}"
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,13 @@ class StudySpec:
         Allowed relative difference of parameter counts to the reference.
     readme_plot : {"rollout", "resolution", "efficiency", "forces"}
         The plot the README section shows.
+    tune_key : str
+        The trainer setting tuned per model (the learning rate).
+    tune_values : tuple of float
+        Its candidate values, the study's ``trainer`` value among them (empty: no
+        tuning). Every model gets the same tuning budget: one run per value on the
+        first seed at equal epochs; the value with the lowest validation loss is
+        used for all of that model's runs.
     """
 
     name: str
@@ -220,6 +244,8 @@ class StudySpec:
     budgets: tuple[str, ...] = BUDGETS
     param_tolerance: float = 0.10
     readme_plot: str = "rollout"
+    tune_key: str = "lr"
+    tune_values: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         labels = [m.label for m in self.models]
@@ -264,6 +290,10 @@ class StudySpec:
                              f"{BUDGETS}, got {self.budgets}")
         if "epochs" not in self.trainer:
             raise ValueError(f"study {self.name!r}: trainer needs 'epochs'")
+        if self.tune_values and self.trainer.get(self.tune_key) not in self.tune_values:
+            raise ValueError(f"study {self.name!r}: tune_values {self.tune_values} must "
+                             f"include the trainer's {self.tune_key} "
+                             f"{self.trainer.get(self.tune_key)!r}")
 
     def model(self, label: str) -> ModelEntry:
         """The entry of a label (ValueError naming the labels if unknown)."""

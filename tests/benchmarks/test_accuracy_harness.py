@@ -6,6 +6,7 @@ it is imported inside the tests (after collection; ``conftest.py`` unregisters t
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import json
 import statistics
@@ -237,3 +238,27 @@ def test_quick_studies_run_end_to_end(tmp_path):
     readme = (tmp_path / "r" / "quick" / "README.md").read_text()
     assert readme.startswith("## Results")
     assert main(args) == 0  # everything is skipped the second time
+
+
+def test_every_model_gets_the_same_learning_rate_search(paths, runner):
+    """One run per learning rate on the first seed; the lowest validation loss is used."""
+    spec = dataclasses.replace(tiny_study(), tune_values=(1e-3, 2e-3), budgets=("epochs",))
+    done = runner.run_study(spec, paths, log=lambda m: None)
+    assert len(done["ran"]) == 2 * 2 + 2  # tuning: 2 models x 2 rates; then seed 1
+    tuning = json.loads((paths.results / "tiny" / "tuning.json").read_text())
+    for label, slug_ in (("FNO", "fno"), ("AM-FNO", "am_fno")):
+        losses = {}
+        for lr, tag in ((1e-3, "__lr0.001"), (2e-3, "")):
+            record = json.loads((paths.results / "tiny" / "runs" /
+                                 f"{slug_}__s0__e1{tag}.json").read_text())
+            assert record["trainer"]["lr"] == lr
+            losses[lr] = min(record["train"]["val_loss"])
+        best = min(losses, key=losses.get)
+        assert tuning["chosen"][label] == best
+        tag = "" if best == 2e-3 else "__lr0.001"
+        seed1 = json.loads((paths.results / "tiny" / "runs" / f"{slug_}__s1__e1{tag}.json")
+                           .read_text())
+        assert seed1["trainer"]["lr"] == best
+    agg = write_report(spec, paths.results / "tiny")
+    assert agg["models"]["FNO"]["lr"] == tuning["chosen"]["FNO"]
+    assert "## Tuning" in (paths.results / "tiny" / "summary.md").read_text()
