@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parsers(sub)
     add_import_parsers(sub)
     add_predict_parser(sub)
+    sub.add_parser("study", add_help=False, help="accuracy studies against the peers' own "
+                   "models (repository checkout; `geo-neuralop study --help`)")
 
     render = sub.add_parser(
         "render",
@@ -582,7 +584,25 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_study(argv: list[str]) -> int:
+    """``geo-neuralop study``: the accuracy studies in the checkout's benchmarks/accuracy/."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "accuracy" / "cli.py").is_file():
+        print(f"geo-neuralop study: no benchmarks/accuracy/ beside {root / 'geo_neuralop'}; "
+              f"the studies run from a repository checkout", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root))
+    from benchmarks.accuracy.cli import main as study_main
+
+    return study_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["study"]:  # its own parser (options are passed through)
+        return run_study(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from geo_neuralop.demo import run_demo
