@@ -20,19 +20,6 @@ from geo_neuralop.utils.checks import check_positive_int, check_positive_number,
 __all__ = ["DiscoConv", "geometry_fingerprint"]
 
 
-class _SparseProduct(torch.autograd.Function):
-    """``matrix @ x`` with the backward pass ``matrix_t @ grad`` (the kernel is fixed)."""
-
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, matrix_t: torch.Tensor, x: torch.Tensor):
-        ctx.matrix_t = matrix_t
-        return torch.sparse.mm(matrix, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.matrix_t, grad.contiguous())
-
-
 def geometry_fingerprint(cloud: PointCloud) -> str:
     """A digest of everything a DISCO kernel reads from a cloud (positions, weights, frames)."""
     return fingerprint(cloud.pos, cloud.weights, cloud.manifold,
@@ -320,11 +307,10 @@ class DiscoConv(nn.Module):
 
     def _convolve(self, xb: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
         """``[B, N_src, C_in] -> [B, N_dst, C_out]`` with one kernel."""
-        matrix, matrix_t = kernel.sparse_matrices(xb.dtype, xb.device)
         n, k = kernel.total_dst, kernel.kernel_size
         # One sample at a time: every intermediate is then a view, no permuted copies.
-        outs = [self.contract(_SparseProduct.apply(matrix, matrix_t, xb[i]).view(
-                    n, k * xb.shape[-1])) for i in range(xb.shape[0])]
+        outs = [self.contract(kernel.responses(xb[i]).view(n, k * xb.shape[-1]))
+                for i in range(xb.shape[0])]
         return torch.stack(outs)
 
     def forward_reference(self, x: torch.Tensor, src: PointCloud | Batch | DiscoKernel,
