@@ -80,7 +80,8 @@ class DiscoKernel(Data):
         return int(self.edge_index.numel() * self.edge_index.element_size()
                    + self.edge_values.numel() * self.edge_values.element_size())
 
-    def operator(self, dtype: torch.dtype, device: torch.device | str = "cpu") -> SparseBasisOperator:
+    def operator(self, dtype: torch.dtype,
+                 device: torch.device | str = "cpu") -> SparseBasisOperator:
         """The kernel as ``K`` CSR matrices ``[N_dst, N_src]`` sharing one index pattern,
         built once per dtype and device and cached (see :class:`SparseBasisOperator`)."""
         cache = self.__dict__.setdefault("_operator_cache", {})
