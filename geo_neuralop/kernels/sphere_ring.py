@@ -40,7 +40,7 @@ __all__ = ["MAX_STORED_SPECTRA_BYTES", "RingStencil", "SphereRingKernel", "ring_
 #: Spectra of a ring kernel are kept in memory up to this size; larger kernels (0.25 degree
 #: grids) recompute each latitude block's spectra from its few stencil values at every
 #: call, which costs a few percent of the product and no memory.
-MAX_STORED_SPECTRA_BYTES = 256 * 1024**2
+MAX_STORED_SPECTRA_BYTES = 64 * 1024**2
 
 #: A block's spectra come from a direct DFT of its nonzero stencil longitudes (a sparse
 #: product, cost ``2 M`` per value) unless an FFT of the whole block, cost about
