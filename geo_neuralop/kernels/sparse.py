@@ -38,6 +38,8 @@ class DiscoKernel(Data):
     radius : float
     normalization : str
     differential : bool
+    transpose_order : torch.Tensor, shape [E], optional
+        The edges sorted by source (see :meth:`prepare_transpose`).
 
     Batching with ``torch_geometric.data.Batch.from_data_list`` offsets the
     source and destination indices separately, which gives the block-diagonal
@@ -55,7 +57,23 @@ class DiscoKernel(Data):
         if key == "edge_index":
             return torch.tensor([[int(self.num_src_nodes)], [int(self.num_dst_nodes)]],
                                 dtype=value.dtype)
+        if key == "transpose_order":  # edges of the samples before
+            return int(self.edge_index.shape[1])
         return super().__inc__(key, value, *args, **kwargs)
+
+    def prepare_transpose(self) -> DiscoKernel:
+        """Compute (once) the order of the edges sorted by source, ``transpose_order [E]``.
+
+        The transposed pattern that gradients need is then a gather instead of a
+        sort when the kernel is applied; do it where kernels are made (data-loading
+        workers) so that kernels arriving with every batch cost no sort in the
+        training step. It survives PyG batching. Returns ``self``.
+        """
+        if getattr(self, "transpose_order", None) is None:
+            src, dst = self.edge_index[0].long(), self.edge_index[1].long()
+            order = torch.argsort(src * max(self.total_dst, 1) + dst, stable=True)
+            self.transpose_order = order.to(self.edge_index.dtype)
+        return self
 
     # --- sizes that work for a single kernel and for a batch --------------------------
     @property
@@ -90,8 +108,14 @@ class DiscoKernel(Data):
         if key not in cache:
             cache.clear()
             cache[key] = SparseBasisOperator(self.edge_index, self.edge_values, self.total_src,
-                                             self.total_dst, dtype, device)
+                                             self.total_dst, dtype, device,
+                                             getattr(self, "transpose_order", None))
         return cache[key]
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        state.pop("_operator_cache", None)  # device tensors of the applied form: rebuilt
+        return state
 
     def responses(self, x: torch.Tensor) -> torch.Tensor:
         """Integrals of ``x`` against every basis function at every destination point.
@@ -135,15 +159,21 @@ class SparseBasisOperator:
     n_src, n_dst : int
     dtype : torch.dtype
     device : torch.device or str
+    transpose_order : torch.Tensor, shape [E], optional
+        The edges sorted by source (:meth:`DiscoKernel.prepare_transpose`).
     """
 
     def __init__(self, edge_index: torch.Tensor, edge_values: torch.Tensor, n_src: int,
-                 n_dst: int, dtype: torch.dtype, device: torch.device | str) -> None:
+                 n_dst: int, dtype: torch.dtype, device: torch.device | str,
+                 transpose_order: torch.Tensor | None = None) -> None:
         src, dst = edge_index[0].to(device), edge_index[1].to(device)
         values = edge_values.T.to(device=device, dtype=dtype)  # [K, E]
         if len(dst) > 1 and not bool((dst[1:] >= dst[:-1]).all()):  # not in CSR order
             order = torch.argsort(dst.long() * max(n_src, 1) + src.long(), stable=True)
             src, dst, values = src[order], dst[order], values[:, order]
+            transpose_order = None
+        self.transpose_order = None if transpose_order is None or len(transpose_order) != len(
+            dst) else transpose_order.to(device)
         self.index_dtype = _index_dtype(n_src, n_dst, len(dst))
         self.src, self.dst = src.to(self.index_dtype), dst.to(self.index_dtype)
         self.values = values.contiguous()
@@ -157,8 +187,11 @@ class SparseBasisOperator:
     def transposed(self) -> list[torch.Tensor]:
         """The ``K`` matrices transposed, ``[N_src, N_dst]`` each (built on first use)."""
         if self._transposed is None:
-            order = torch.argsort(self.src.long() * max(self.n_dst, 1) + self.dst.long(),
-                                  stable=True)
+            order = self.transpose_order
+            if order is None:
+                order = torch.argsort(self.src.long() * max(self.n_dst, 1) + self.dst.long(),
+                                      stable=True)
+            order = order.long()
             cols = self.dst[order]
             rows = _row_pointer(self.src[order], self.n_src, self.index_dtype)
             values = self.values[:, order]

@@ -13,6 +13,7 @@ from torch_geometric.data import Batch
 from geo_neuralop.geometry.point_cloud import PointCloud
 from geo_neuralop.kernels.basis import FilterBasis, get_basis
 from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES, NORMALIZATIONS, disco_kernel
+from geo_neuralop.kernels.radius_field import RadiusField
 from geo_neuralop.kernels.sparse import DiscoKernel
 from geo_neuralop.utils.cache import BoundedCache, fingerprint
 from geo_neuralop.utils.checks import check_positive_int, check_positive_number, is_number
@@ -25,6 +26,13 @@ def geometry_fingerprint(cloud: PointCloud) -> str:
     return fingerprint(cloud.pos, cloud.weights, cloud.manifold,
                        *(repr(getattr(cloud, key, None))
                          for key in ("grid_shape", "grid", "domain", "periodic")))
+
+
+def _checked_radius(radius: Any) -> float | RadiusField:
+    """A positive number, or a :class:`~geo_neuralop.kernels.RadiusField` (a radius per
+    position; its kernels need ``normalization="nodal"``)."""
+    return radius if isinstance(radius, RadiusField) else check_positive_number("radius",
+                                                                                radius)
 
 
 def _samples(cloud: Any, name: str) -> list[PointCloud]:
@@ -55,9 +63,11 @@ class DiscoConv(nn.Module):
     kernel_shape : int or tuple
         Basis shape (see :class:`~geo_neuralop.kernels.PiecewiseLinearBasis`).
     basis : {"piecewise_linear", "morlet", "zernike"} or FilterBasis
-    radius : float or None
+    radius : float, RadiusField or None
         Support radius: a length in the cloud's units, or the geodesic angle in
-        radians on the sphere. None: the caller gives a radius at every call
+        radians on the sphere; a :class:`~geo_neuralop.kernels.RadiusField` for
+        a radius that varies with position (graded meshes; with
+        ``normalization="nodal"``). None: the caller gives a radius at every call
         (e.g. a radius per sample).
     groups : int
         Channel groups: weight ``[out_channels, in_channels / groups, K]``.
@@ -117,7 +127,7 @@ class DiscoConv(nn.Module):
                 f"divisible by groups ({groups})"
             )
         if radius is not None:
-            radius = check_positive_number("radius", radius)
+            radius = _checked_radius(radius)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
                              f"{normalization!r}")
@@ -145,7 +155,7 @@ class DiscoConv(nn.Module):
                 raise ValueError(f"{type(self).__name__} was built with radius=None, so every "
                                  "call must give radius=")
             return self.radius
-        return check_positive_number("radius", radius)
+        return _checked_radius(radius)
 
     def build_kernel(self, src: PointCloud, dst: PointCloud | None = None,
                      radius: float | None = None,
@@ -178,7 +188,7 @@ class DiscoConv(nn.Module):
         targets = sources if dst is None else _samples(dst, "dst")
         if len(targets) != len(sources):
             raise ValueError(f"dst holds {len(targets)} clouds but src holds {len(sources)}")
-        if radius is None or is_number(radius):
+        if radius is None or is_number(radius) or isinstance(radius, RadiusField):
             radii = [self._radius(radius)] * len(sources)  # type: ignore[arg-type]
         else:
             radii = [self._radius(r) for r in radius]  # type: ignore[union-attr]
@@ -330,6 +340,7 @@ class DiscoConv(nn.Module):
         return (out[0] if squeeze else out).to(dtype)
 
     def extra_repr(self) -> str:
-        radius = "per call" if self.radius is None else f"{self.radius:g}"
+        radius = "per call" if self.radius is None else (
+            repr(self.radius) if isinstance(self.radius, RadiusField) else f"{self.radius:g}")
         return (f"{self.in_channels}, {self.out_channels}, basis={self.basis}, "
                 f"radius={radius}, groups={self.groups}, bias={self.bias is not None}")
