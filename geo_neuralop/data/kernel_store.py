@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from geo_neuralop.geometry.point_cloud import PointCloud
-from geo_neuralop.kernels.sparse import DiscoKernel
+from geo_neuralop.kernels.sparse import DiscoKernel, SparseBasisOperator
 from geo_neuralop.utils.atomic import atomic_path
 from geo_neuralop.utils.cache import fingerprint
 
@@ -173,9 +173,11 @@ def _encode(name: str, value: Any) -> dict:
             raise TypeError(f"operator {name!r} is a batch of kernels; store one per geometry")
         out = {"kind": "disco_kernel", "edge_index": value.edge_index,
                "basis_values": value.edge_values.T.contiguous()}
-        order = getattr(value, "transpose_order", None)
-        if order is not None:
-            out["transpose_order"] = order
+        # the applied form's transposed pattern, when prepared: loading then sorts nothing
+        op = value.__dict__.get("_operators", {}).get((value.edge_values.dtype, "cpu"))
+        transposed = None if op is None else op.transposed_state()
+        if transposed is not None:
+            out["transposed"] = transposed
         for attr in ("num_src_nodes", "num_dst_nodes", "num_nodes", "radius", "normalization",
                      "differential", "manifold", "basis"):
             item = getattr(value, attr, None)
@@ -193,10 +195,12 @@ def _decode(item: dict) -> Any:
     if item["kind"] != "disco_kernel":
         raise ValueError(f"unknown operator kind {item['kind']!r}")
     kernel = DiscoKernel(edge_index=item["edge_index"], edge_values=item["basis_values"].T)
-    if "transpose_order" in item:
-        kernel.transpose_order = item["transpose_order"]
     for attr in ("num_src_nodes", "num_dst_nodes", "num_nodes", "radius", "normalization",
                  "differential", "manifold", "basis"):
         if item.get(attr) is not None:
             setattr(kernel, attr, item[attr])
+    if "transposed" in item:
+        kernel.attach_operator(SparseBasisOperator.of_kernel(
+            kernel.edge_index, kernel.edge_values, kernel.total_src, kernel.total_dst,
+            item["transposed"]))
     return kernel

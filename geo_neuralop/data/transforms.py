@@ -17,7 +17,7 @@ from torch_geometric.data import Batch
 
 from geo_neuralop.data.kernel_store import KernelStore, geometry_key
 from geo_neuralop.geometry import PointCloud
-from geo_neuralop.kernels import disco_kernel
+from geo_neuralop.kernels import DiscoKernel, KernelBundle, disco_kernel
 from geo_neuralop.utils.cache import BoundedCache
 
 __all__ = ["AttachKernels", "PrecomputeKernels", "batch_kernels", "geometry_of"]
@@ -42,7 +42,9 @@ class PrecomputeKernels:
     ----------
     build : callable
         ``build(geometry) -> {name: operator}`` (DiscoKernels or tensors), e.g. a
-        model's ``build_kernels``; it receives the sample's geometry only.
+        model's ``build_kernels``; it receives the sample's geometry only. The
+        kernels' applied form (:meth:`~geo_neuralop.kernels.DiscoKernel.prepare_operator`)
+        is made here too, so the training step only wraps it.
     recipe : mapping, optional
         Plain values the operators depend on besides the geometry (a model's
         ``kernel_recipe()``); needed with ``store``.
@@ -51,6 +53,12 @@ class PrecomputeKernels:
         each geometry is built once for all epochs, runs and workers.
     max_cached : int
         Geometries whose operators the transform keeps in memory (per process).
+    bundle : bool
+        Attach the DISCO kernels packed in one buffer, ``sample.kernel_bundle``
+        (a :class:`~geo_neuralop.kernels.KernelBundle`: one shared-memory segment
+        between a DataLoader worker and the training process instead of one per
+        tensor), rather than one attribute per kernel. Models that take
+        precomputed kernels (MeshNO) read either.
 
     Examples
     --------
@@ -68,24 +76,38 @@ class PrecomputeKernels:
 
     def __init__(self, build: Callable[[PointCloud], Mapping[str, Any]],
                  recipe: Mapping[str, Any] | None = None,
-                 store: KernelStore | str | Any | None = None, max_cached: int = 16) -> None:
+                 store: KernelStore | str | Any | None = None, max_cached: int = 16,
+                 bundle: bool = True) -> None:
         if not callable(build):
             raise TypeError(f"build must be callable, got {type(build).__name__}")
         if store is not None and not isinstance(store, KernelStore):
             if recipe is None:
                 raise ValueError("a kernel store needs the recipe the operators depend on")
             store = KernelStore(store, recipe)
-        self.build, self.recipe, self.store = build, recipe, store
+        self.build, self.recipe, self.store, self.bundle = build, recipe, store, bool(bundle)
         self.cache: BoundedCache[dict] = BoundedCache(max_cached)
 
     def operators(self, sample: PointCloud) -> dict[str, Any]:
         """The operators of ``sample``'s geometry (memory, then disk, then built)."""
         key = geometry_key(sample)
 
+        def build() -> dict[str, Any]:
+            operators = dict(self.build(geometry_of(sample)))
+            for value in operators.values():  # ready to apply: nothing is sorted in the step
+                if isinstance(value, DiscoKernel):
+                    value.prepare_operator()
+            return operators
+
         def make() -> dict[str, Any]:
-            if self.store is not None:
-                return self.store.get_or_build(key, lambda: self.build(geometry_of(sample)))
-            return dict(self.build(geometry_of(sample)))
+            operators = build() if self.store is None else self.store.get_or_build(key, build)
+            for value in operators.values():  # (files written before the applied form existed)
+                if isinstance(value, DiscoKernel):
+                    value.prepare_operator()
+            if self.bundle:
+                kernels = {k: v for k, v in operators.items() if isinstance(v, DiscoKernel)}
+                operators = {k: v for k, v in operators.items() if k not in kernels}
+                operators["kernel_bundle"] = KernelBundle(kernels)
+            return operators
 
         return self.cache.get_or_build(key, make)
 
@@ -130,11 +152,10 @@ class AttachKernels(PrecomputeKernels):
         self.kernels = kernels
         recipe = {"disco_kernel": {name: {k: repr(v) for k, v in spec.items()}
                                    for name, spec in kernels.items()}}
-        super().__init__(self._build, recipe, store, max_cached)
+        super().__init__(self._build, recipe, store, max_cached, bundle=False)
 
     def _build(self, geometry: PointCloud) -> dict[str, Any]:
-        return {name: disco_kernel(geometry, **spec).prepare_transpose()
-                for name, spec in self.kernels.items()}
+        return {name: disco_kernel(geometry, **spec) for name, spec in self.kernels.items()}
 
 
 def batch_kernels(kernels) -> object:

@@ -13,22 +13,25 @@ from geo_neuralop.kernels.basis import (
     ZernikeBasis,
     get_basis,
 )
+from geo_neuralop.kernels.bundle import KernelBundle
 from geo_neuralop.kernels.disco import disco_kernel
 from geo_neuralop.kernels.grid_disco import GridDiscoKernel
 from geo_neuralop.kernels.moments import basis_first_moments
 from geo_neuralop.kernels.neighbors import build_graph, radius_pairs
 from geo_neuralop.kernels.radius_field import RadiusField
-from geo_neuralop.kernels.sparse import DiscoKernel
+from geo_neuralop.kernels.sparse import DiscoKernel, SparseBasisOperator
 from geo_neuralop.kernels.sphere_ring import RingStencil, SphereRingKernel
 
 __all__ = [
     "DiscoKernel",
     "FilterBasis",
     "GridDiscoKernel",
+    "KernelBundle",
     "MorletBasis",
     "PiecewiseLinearBasis",
     "RadiusField",
     "RingStencil",
+    "SparseBasisOperator",
     "SphereRingKernel",
     "ZernikeBasis",
     "basis_first_moments",

@@ -38,8 +38,6 @@ class DiscoKernel(Data):
     radius : float
     normalization : str
     differential : bool
-    transpose_order : torch.Tensor, shape [E], optional
-        The edges sorted by source (see :meth:`prepare_transpose`).
 
     Batching with ``torch_geometric.data.Batch.from_data_list`` offsets the
     source and destination indices separately, which gives the block-diagonal
@@ -57,23 +55,7 @@ class DiscoKernel(Data):
         if key == "edge_index":
             return torch.tensor([[int(self.num_src_nodes)], [int(self.num_dst_nodes)]],
                                 dtype=value.dtype)
-        if key == "transpose_order":  # edges of the samples before
-            return int(self.edge_index.shape[1])
         return super().__inc__(key, value, *args, **kwargs)
-
-    def prepare_transpose(self) -> DiscoKernel:
-        """Compute (once) the order of the edges sorted by source, ``transpose_order [E]``.
-
-        The transposed pattern that gradients need is then a gather instead of a
-        sort when the kernel is applied; do it where kernels are made (data-loading
-        workers) so that kernels arriving with every batch cost no sort in the
-        training step. It survives PyG batching. Returns ``self``.
-        """
-        if getattr(self, "transpose_order", None) is None:
-            src, dst = self.edge_index[0].long(), self.edge_index[1].long()
-            order = torch.argsort(src * max(self.total_dst, 1) + dst, stable=True)
-            self.transpose_order = order.to(self.edge_index.dtype)
-        return self
 
     # --- sizes that work for a single kernel and for a batch --------------------------
     @property
@@ -101,21 +83,40 @@ class DiscoKernel(Data):
     def operator(self, dtype: torch.dtype,
                  device: torch.device | str = "cpu") -> SparseBasisOperator:
         """The kernel as ``K`` CSR matrices ``[N_dst, N_src]`` sharing one index pattern,
-        built once per dtype and device and cached (see :class:`SparseBasisOperator`)."""
-        cache = self.__dict__.setdefault("_operator_cache", {})
-        key = (dtype, str(device), self.edge_values.data_ptr(), self.edge_index.data_ptr(),
-               tuple(self.edge_values.shape))
-        if key not in cache:
-            cache.clear()
-            cache[key] = SparseBasisOperator(self.edge_index, self.edge_values, self.total_src,
-                                             self.total_dst, dtype, device,
-                                             getattr(self, "transpose_order", None))
-        return cache[key]
+        built once per dtype and device and cached (see :class:`SparseBasisOperator`).
 
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())
-        state.pop("_operator_cache", None)  # device tensors of the applied form: rebuilt
-        return state
+        The cached operator travels with the kernel when it is pickled (DataLoader
+        workers, ``torch.save``), so one prepared where kernels are made
+        (:meth:`prepare_operator`) costs nothing in the training step.
+        """
+        cache = self.__dict__.setdefault("_operators", {})
+        key = (dtype, str(torch.device(device)))
+        op = cache.get(key)
+        if op is None or not op.matches(self.edge_index, self.edge_values):
+            op = SparseBasisOperator.from_edges(self.edge_index, self.edge_values,
+                                                self.total_src, self.total_dst, dtype, device)
+            cache[key] = op
+        return op
+
+    def attach_operator(self, operator: SparseBasisOperator) -> DiscoKernel:
+        """Keep ``operator`` (made from this kernel's tensors) as its applied form for the
+        operator's dtype and device. Returns ``self``."""
+        if not operator.matches(self.edge_index, self.edge_values):
+            raise ValueError("the operator was not made from this kernel's edges")
+        cache = self.__dict__.setdefault("_operators", {})
+        cache[(operator.values.dtype, str(operator.values.device))] = operator
+        return self
+
+    def prepare_operator(self, dtype: torch.dtype | None = None,
+                         device: torch.device | str = "cpu",
+                         transpose: bool = True) -> DiscoKernel:
+        """Build (once) the applied form, including the transposed pattern that gradients
+        need, so that applying the kernel later sorts and gathers nothing. Do it where
+        kernels are made (data-loading workers). Returns ``self``."""
+        op = self.operator(self.edge_values.dtype if dtype is None else dtype, device)
+        if transpose:
+            op.prepare_transpose()
+        return self
 
     def responses(self, x: torch.Tensor) -> torch.Tensor:
         """Integrals of ``x`` against every basis function at every destination point.
@@ -148,56 +149,118 @@ class DiscoKernel(Data):
 class SparseBasisOperator:
     """A DISCO kernel ready to apply: ``K`` CSR matrices ``[N_dst, N_src]`` sharing one pattern.
 
-    The column indices are the kernel's own source indices and the values its
-    basis-major storage (no copy when the kernel was built in the applying dtype
-    and device); the transposed pattern for gradients is made on first use.
+    Held as plain tensors (a row pointer, the kernel's own source indices and its
+    basis-major values, no copy when the kernel was built in the applying dtype and
+    device; and, once :meth:`prepare_transpose` ran, the transposed pattern), so it
+    pickles cheaply; the CSR wrappers are made on first use in each process.
 
     Parameters
     ----------
-    edge_index : torch.Tensor, shape [2, E]
-    edge_values : torch.Tensor, shape [E, K]
+    rows : torch.Tensor, shape [N_dst + 1]
+        Row pointer (int32, or int64 for huge kernels).
+    src : torch.Tensor, shape [E]
+        Column (source) index of every edge, in CSR order.
+    values : torch.Tensor, shape [K, E]
     n_src, n_dst : int
-    dtype : torch.dtype
-    device : torch.device or str
-    transpose_order : torch.Tensor, shape [E], optional
-        The edges sorted by source (:meth:`DiscoKernel.prepare_transpose`).
     """
 
-    def __init__(self, edge_index: torch.Tensor, edge_values: torch.Tensor, n_src: int,
-                 n_dst: int, dtype: torch.dtype, device: torch.device | str,
-                 transpose_order: torch.Tensor | None = None) -> None:
+    def __init__(self, rows: torch.Tensor, src: torch.Tensor, values: torch.Tensor, n_src: int,
+                 n_dst: int) -> None:
+        self.rows, self.src, self.values = rows, src, values
+        self.n_src, self.n_dst, self.kernel_size = n_src, n_dst, values.shape[0]
+        self.dst: torch.Tensor | None = None  # the destination of every edge (for transposing)
+        self.transposed_parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.source: tuple = ()
+        self._matrices: list[torch.Tensor] | None = None
+        self._matrices_t: list[torch.Tensor] | None = None
+
+    @classmethod
+    def from_edges(cls, edge_index: torch.Tensor, edge_values: torch.Tensor, n_src: int,
+                   n_dst: int, dtype: torch.dtype,
+                   device: torch.device | str) -> SparseBasisOperator:
+        """The operator of edges ``[2, E]`` (src, dst) with values ``[E, K]``."""
         src, dst = edge_index[0].to(device), edge_index[1].to(device)
         values = edge_values.T.to(device=device, dtype=dtype)  # [K, E]
         if len(dst) > 1 and not bool((dst[1:] >= dst[:-1]).all()):  # not in CSR order
             order = torch.argsort(dst.long() * max(n_src, 1) + src.long(), stable=True)
             src, dst, values = src[order], dst[order], values[:, order]
-            transpose_order = None
-        self.transpose_order = None if transpose_order is None or len(transpose_order) != len(
-            dst) else transpose_order.to(device)
-        self.index_dtype = _index_dtype(n_src, n_dst, len(dst))
-        self.src, self.dst = src.to(self.index_dtype), dst.to(self.index_dtype)
-        self.values = values.contiguous()
-        self.n_src, self.n_dst, self.kernel_size = n_src, n_dst, values.shape[0]
-        self.rows = _row_pointer(self.dst, n_dst, self.index_dtype)
-        self.matrices = [_csr(self.rows, self.src, self.values[k], (n_dst, n_src))
-                         for k in range(self.kernel_size)]
-        self._transposed: list[torch.Tensor] | None = None
+        index_dtype = _index_dtype(n_src, n_dst, len(dst))
+        src, dst = src.to(index_dtype), dst.to(index_dtype)
+        op = cls(_row_pointer(dst, n_dst, index_dtype), src, values.contiguous(), n_src, n_dst)
+        op.dst = dst
+        op.source = (edge_index.data_ptr(), edge_values.data_ptr())
+        return op
+
+    def matches(self, edge_index: torch.Tensor, edge_values: torch.Tensor) -> bool:
+        """Whether this operator was made from these edges (the same tensors, or tensors
+        sharing storage with this operator's, as after unpickling both together)."""
+        if tuple(edge_values.shape) != (self.values.shape[1], self.kernel_size):
+            return False
+        if self.source == (edge_index.data_ptr(), edge_values.data_ptr()):
+            return True
+        return (_same_storage(self.values, edge_values) and self.dst is not None
+                and _same_storage(self.src, edge_index))
+
+    def prepare_transpose(self) -> SparseBasisOperator:
+        """Make (once) the transposed pattern: rows by source, columns the destinations."""
+        if self.transposed_parts is None:
+            if self.dst is None:
+                raise ValueError("this operator has no destination indices to transpose")
+            key = self.src.long() * max(self.n_dst, 1) + self.dst.long()
+            order = torch.argsort(key, stable=True)
+            counts = torch.bincount(self.src.long(), minlength=self.n_src)
+            rows = torch.zeros(self.n_src + 1, dtype=torch.int64, device=counts.device)
+            rows[1:] = torch.cumsum(counts, 0)
+            self.transposed_parts = (rows.to(self.src.dtype), self.dst[order],
+                                     self.values[:, order].contiguous())
+        return self
+
+    @property
+    def matrices(self) -> list[torch.Tensor]:
+        """The ``K`` matrices ``[N_dst, N_src]``."""
+        if self._matrices is None:
+            self._matrices = [_csr(self.rows, self.src, self.values[k], (self.n_dst, self.n_src))
+                              for k in range(self.kernel_size)]
+        return self._matrices
 
     @property
     def transposed(self) -> list[torch.Tensor]:
         """The ``K`` matrices transposed, ``[N_src, N_dst]`` each (built on first use)."""
-        if self._transposed is None:
-            order = self.transpose_order
-            if order is None:
-                order = torch.argsort(self.src.long() * max(self.n_dst, 1) + self.dst.long(),
-                                      stable=True)
-            order = order.long()
-            cols = self.dst[order]
-            rows = _row_pointer(self.src[order], self.n_src, self.index_dtype)
-            values = self.values[:, order]
-            self._transposed = [_csr(rows, cols, values[k], (self.n_src, self.n_dst))
+        if self._matrices_t is None:
+            rows, cols, values = self.prepare_transpose().transposed_parts
+            self._matrices_t = [_csr(rows, cols, values[k], (self.n_src, self.n_dst))
                                 for k in range(self.kernel_size)]
-        return self._transposed
+        return self._matrices_t
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_matrices"] = state["_matrices_t"] = None  # CSR wrappers: made again
+        return state
+
+    def transposed_state(self) -> dict[str, torch.Tensor] | None:
+        """The transposed pattern as plain tensors (for storing beside the kernel), or None."""
+        if self.transposed_parts is None:
+            return None
+        rows, cols, values = self.transposed_parts
+        return {"rows": rows, "cols": cols, "values": values}
+
+    @classmethod
+    def of_kernel(cls, edge_index: torch.Tensor, edge_values: torch.Tensor, n_src: int,
+                  n_dst: int, transposed: dict[str, torch.Tensor] | None = None,
+                  rows: torch.Tensor | None = None) -> SparseBasisOperator:
+        """The operator of a kernel stored in CSR order and basis-major (no copy), with a
+        stored row pointer and transposed pattern (:meth:`transposed_state`) if given."""
+        values = edge_values.T
+        if not values.is_contiguous():
+            raise ValueError("edge_values must be basis-major (a transposed view of [K, E])")
+        src, dst = edge_index[0], edge_index[1]
+        rows = _row_pointer(dst, n_dst, src.dtype) if rows is None else rows
+        op = cls(rows, src, values, n_src, n_dst)
+        op.dst = dst
+        op.source = (edge_index.data_ptr(), edge_values.data_ptr())
+        if transposed is not None:
+            op.transposed_parts = (transposed["rows"], transposed["cols"], transposed["values"])
+        return op
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N_src, C] -> [N_dst, K, C]``."""
@@ -213,6 +276,11 @@ class SparseBasisOperator:
         for k, matrix in enumerate(self.transposed):
             torch.addmm(out, matrix, grad[:, k].contiguous(), out=out)
         return out
+
+
+def _same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.device == b.device and \
+        a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 class _BasisProduct(torch.autograd.Function):

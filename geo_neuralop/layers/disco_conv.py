@@ -87,7 +87,8 @@ class DiscoConv(nn.Module):
     forward(x, src, dst=None, radius=None): ``x [B, N_src, C_in]`` or ``[N_src, C_in]``
     (e.g. a PyG batch, whose kernels are block-diagonal) -> ``[B, N_dst, C_out]`` or
     ``[N_dst, C_out]``. ``src`` is a :class:`PointCloud` or PyG batch of them, or a
-    prebuilt :class:`~geo_neuralop.kernels.DiscoKernel`; ``dst`` defaults to ``src``.
+    prebuilt :class:`~geo_neuralop.kernels.DiscoKernel` (or a list of them, one per
+    cloud of a batch); ``dst`` defaults to ``src``.
 
     Examples
     --------
@@ -239,10 +240,11 @@ class DiscoConv(nn.Module):
         dtype = x.dtype
         if dtype in (torch.float16, torch.bfloat16):
             x = x.float()  # sparse products need single precision; the result is cast back
-        if isinstance(src, DiscoKernel):
+        if isinstance(src, DiscoKernel) or (isinstance(src, (list, tuple)) and src and all(
+                isinstance(k, DiscoKernel) for k in src)):
             if dst is not None or radius is not None:
                 raise ValueError("with a prebuilt kernel, dst and radius must not be given")
-            kernels = [src]
+            kernels = [src] if isinstance(src, DiscoKernel) else list(src)
         else:
             kernels = self.kernels_of(src, dst, radius, dtype=x.dtype)
         if x.dim() == 2:

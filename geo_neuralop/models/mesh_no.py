@@ -363,10 +363,10 @@ class MeshNO(nn.Module):
         -------
         dict of str to DiscoKernel
             ``encoder_kernel`` (mesh -> latent grid), ``decoder_kernel`` (latent grid ->
-            mesh) and, with mesh layers, ``mesh_disco_kernel`` and ``mesh_diff_kernel``;
-            each with its transposed pattern ready (:meth:`DiscoKernel.prepare_transpose`).
+            mesh) and, with mesh layers, ``mesh_disco_kernel`` and ``mesh_diff_kernel``.
             Attach them to the sample (``sample.encoder_kernel = ...``); a PyG batch
-            of such samples holds lists of them, which :meth:`forward` merges.
+            of such samples holds lists of them, which :meth:`forward` applies sample
+            by sample (each kernel keeps its prepared applied form).
         """
         if not isinstance(cloud, PointCloud):
             raise TypeError(f"cloud must be a PointCloud, got {type(cloud).__name__}")
@@ -383,22 +383,28 @@ class MeshNO(nn.Module):
         if self.mesh_disco is not None:
             kernels["mesh_disco_kernel"] = self.mesh_disco.build_kernel(cloud, dtype=dtype)
             kernels["mesh_diff_kernel"] = self.mesh_diff.build_kernel(cloud, dtype=dtype)
-        for kernel in kernels.values():
-            kernel.prepare_transpose()
         return kernels
 
-    def attached_kernels(self, cloud: PointCloud | Batch) -> dict[str, DiscoKernel] | None:
-        """The precomputed kernels carried by ``cloud`` (merged block-diagonally for a
-        batch), or None when it does not carry all of them."""
+    def attached_kernels(self, cloud: PointCloud | Batch) -> dict[str, list[DiscoKernel]] | None:
+        """The precomputed kernels carried by ``cloud`` (a list per name, one kernel per
+        sample; from ``kernel_bundle`` or from one attribute per kernel), or None when it
+        does not carry all of them."""
+        bundles = getattr(cloud, "kernel_bundle", None)
+        if bundles is not None:  # packed kernels (one buffer per sample)
+            bundles = list(bundles) if isinstance(bundles, (list, tuple)) else [bundles]
+            unpacked = [bundle.unpack() for bundle in bundles]
+            if all(name in kernels for kernels in unpacked for name in self.kernel_names()):
+                return {name: [kernels[name] for kernels in unpacked]
+                        for name in self.kernel_names()}
         found = {}
         for name in self.kernel_names():
             value = getattr(cloud, name, None)
             if value is None:
                 return None
-            if isinstance(value, (list, tuple)):
-                value = value[0] if len(value) == 1 else Batch.from_data_list(list(value))
-            if not isinstance(value, DiscoKernel):
-                raise TypeError(f"cloud.{name} must be a DiscoKernel (or a list of them), got "
-                                f"{type(value).__name__}")
-            found[name] = value
+            kernels = list(value) if isinstance(value, (list, tuple)) else [value]
+            for kernel in kernels:
+                if not isinstance(kernel, DiscoKernel):
+                    raise TypeError(f"cloud.{name} must be a DiscoKernel (or a list of them), "
+                                    f"got {type(kernel).__name__}")
+            found[name] = kernels
         return found

@@ -51,7 +51,6 @@ def test_store_round_trip_and_keys(tmp_path):
         assert torch.equal(kernel.edge_index, other.edge_index)
         assert torch.equal(kernel.edge_values, other.edge_values)
         assert other.edge_values.T.is_contiguous()  # basis-major, as built
-        assert torch.equal(kernel.transpose_order, other.transpose_order)
         assert other.differential == kernel.differential
     assert (tmp_path / "kernels" / "v1").is_dir() and len(store) == 1
     # a moved vertex or a changed parameter is another key: never a stale kernel
@@ -97,16 +96,24 @@ def test_damaged_files_are_rebuilt_and_writes_are_atomic(tmp_path, monkeypatch):
         KernelStore(tmp_path, {"radius": torch.tensor(1.0)})
 
 
-@pytest.mark.parametrize("mesh_layers", [False, True])
-def test_precomputed_kernels_give_the_model_s_own_output_and_gradients(tmp_path, mesh_layers):
+@pytest.mark.parametrize("mesh_layers,bundle", [(False, True), (True, True), (True, False)])
+def test_precomputed_kernels_give_the_model_s_own_output_and_gradients(tmp_path, mesh_layers,
+                                                                        bundle):
     """A batch carrying precomputed kernels (from a PyG DataLoader with two workers and a
-    store) gives the output and gradients of the model building its own kernels, and the
-    model builds none."""
+    store; packed in one buffer per sample or one attribute per kernel) gives the output
+    and gradients of the model building its own kernels, and the model builds none."""
     net = model(mesh_layers=mesh_layers, mesh_radius=0.3).double()
-    transform = PrecomputeKernels(net.build_kernels, net.kernel_recipe(), store=tmp_path)
+    transform = PrecomputeKernels(net.build_kernels, net.kernel_recipe(), store=tmp_path,
+                                  bundle=bundle)
     loader = DataLoader(Meshes(3, transform), batch_size=3, shuffle=False, num_workers=2)
     batch = next(iter(loader))
-    assert isinstance(batch.encoder_kernel, list) and len(batch.encoder_kernel) == 3
+    carried = batch.kernel_bundle if bundle else batch.encoder_kernel
+    assert isinstance(carried, list) and len(carried) == 3
+    attached = net.attached_kernels(batch)
+    for kernels in attached.values():  # applied forms made in the workers came along
+        assert all(len(k.__dict__.get("_operators", {})) == 1 for k in kernels)
+        assert all(next(iter(k._operators.values())).transposed_parts is not None
+                   for k in kernels)
     out = net(batch, batch.x.double())
     grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
     assert net.encoder.kernels.builds == 0 and net.decoder.kernels.builds == 0
@@ -142,3 +149,33 @@ def test_mesh_graph_net_graphs_are_precomputed(tmp_path):
     plain = Batch.from_data_list([Meshes(2)[i] for i in range(3)])
     torch.testing.assert_close(batch.edge_index, net.graph(plain))
     torch.testing.assert_close(net(batch), net(plain))
+
+
+def test_bundles_pack_kernels_and_applied_forms_in_one_buffer():
+    import pickle
+
+    from geo_neuralop.kernels import KernelBundle
+
+    net = model(mesh_layers=True, mesh_radius=0.3)
+    kernels = net.build_kernels(jittered_rectangle_mesh((10, 7), domain=DOMAIN, seed=6))
+    for kernel in kernels.values():
+        kernel.prepare_operator()
+    bundle = pickle.loads(pickle.dumps(KernelBundle(kernels)))
+    unpacked = bundle.unpack()
+    assert bundle.unpack() is unpacked  # views made once
+    start, end = bundle.buffer.data_ptr(), bundle.buffer.data_ptr() + bundle.nbytes
+    x = torch.randn(70, 6, requires_grad=True)
+    for name, kernel in kernels.items():
+        other = unpacked[name]
+        assert start <= other.edge_values.data_ptr() < end
+        assert torch.equal(kernel.edge_index, other.edge_index)
+        assert torch.equal(kernel.edge_values, other.edge_values)
+        assert other.differential == kernel.differential
+        if name in ("encoder_kernel", "mesh_disco_kernel", "mesh_diff_kernel"):
+            a, b = kernel.responses(x), other.responses(x)
+            torch.testing.assert_close(a, b)
+            ga = torch.autograd.grad(a.square().sum(), x)[0]
+            gb = torch.autograd.grad(b.square().sum(), x)[0]
+            torch.testing.assert_close(ga, gb)
+    with pytest.raises(TypeError, match="must be a DiscoKernel"):
+        KernelBundle({"graph": torch.zeros(2, 3)})
