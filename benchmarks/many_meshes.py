@@ -9,8 +9,9 @@ meshes) but different vertex positions (one seed each), two samples per mesh wit
 smooth random fields; against them, the same number of samples on one mesh.
 Model: MeshNO, latent grid 32 x 16, 32 hidden channels, 4 FNO blocks, mesh DISCO
 and differential layers (radius 0.1); Adam; batch 8; a PyG DataLoader with
-``--workers`` workers (default 1); the main process trains on one thread. Rates are samples per second over
-an epoch, after a first epoch that warms every cache (and fills the kernel store).
+``--workers`` workers (default 1); the main process trains on one thread. Rates are
+samples per second over an epoch, after a first epoch that warms every cache (and
+fills the kernel store).
 
 Variants:
 

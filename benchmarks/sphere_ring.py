@@ -7,9 +7,9 @@ Case: one LocalSFNO block's local terms, a sphere DISCO layer and a sphere
 differential layer (piecewise-linear basis (3, 4) each, radius pi / 16, LocalSFNO's
 defaults), batch 4, 32 -> 32 channels, equiangular grids 32 x 64, 64 x 128 and
 128 x 256. One step = forward of both layers, a scalar loss, backward. Kernel
-construction is excluded from the step time and reported separately (the ring
-form, shared by both layers as in a LocalSFNO block, is extracted from the sparse
-kernels).
+construction is excluded from the step time and printed separately (the ring form,
+shared by both layers as in a LocalSFNO block, is built from the stencils of one
+meridian; earlier revisions cut it out of the sparse kernels).
 """
 
 from __future__ import annotations
