@@ -9,7 +9,7 @@ loss, backward, optimizer step), each with bf16 autocast off and on:
 
 - LocalSFNO (32 channels, 4 blocks, DISCO and differential layers, radius 2 cells of
   the internal grid) and our SFNO, in the layout of ``benchmarks/sphere_scale.py``
-  (internal Legendre-Gauss grid at half resolution, ``lmax`` half its ``nlat``), at
+  (internal Legendre-Gauss grid at half resolution, ``lmax`` its ``nlat``), at
   256 x 512 and 721 x 1440;
 - torch-harmonics 0.8's SFNO example model with the same width, depth, internal
   grid and scale factor, beside ours;
@@ -48,10 +48,10 @@ def _sphere_model(kind: str, nlat: int, nlon: int):
         return SphericalFourierNeuralOperator(
             img_size=(nlat, nlon), grid="equiangular", grid_internal="legendre-gauss",
             scale_factor=SCALE, in_chans=3, out_chans=3, embed_dim=HIDDEN, num_layers=LAYERS,
-            mlp_ratio=0.5, hard_thresholding_fraction=0.5)
+            mlp_ratio=0.5)
     from geo_neuralop.models import SFNO, LocalSFNO
 
-    config = {"lmax": inner // 2, "hidden_channels": HIDDEN, "n_layers": LAYERS,
+    config = {"lmax": inner, "hidden_channels": HIDDEN, "n_layers": LAYERS,
               "grid": "equiangular", "internal_grid": "legendre-gauss",
               "internal_scale": SCALE}
     if kind == "LocalSFNO (ours)":

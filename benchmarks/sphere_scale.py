@@ -10,12 +10,15 @@ differential layer (piecewise-linear basis (3, 4), radius 2 cells of the blocks'
 grid), the weather-model layout of torch-harmonics' SFNO: the first block maps the
 input grid onto an internal Legendre-Gauss grid of half the resolution
 (``internal_scale=2``; ``(nlat - 1) / 2 + 1`` by ``nlon / 2``), the last block maps
-back, the others stay on it; ``lmax`` = half the internal ``nlat``. Batch 1, 3 input
+back, the others stay on it; ``lmax`` = the internal ``nlat`` (torch-harmonics' default
+``modes_lat``). Batch 1, 3 input
 and output channels; one step = forward, mean-square loss, backward. Every case runs
-in a fresh process; its peak RSS covers the model, the kernel build and one
-forward+backward (``--steps`` more for the timing). SFNO is the same model without
-the local layers. "build" is the time spent constructing the local layers'
-kernels (in the first forward pass). Peer: torch-harmonics 0.8's
+in a fresh process; alone, its peak RSS covers the model, the kernel build and two
+forward+backward passes, and "build" is the time spent constructing the local
+layers' kernels (in the first pass). SFNO is the same model without the local
+layers. Step times and their ratio come from a third process holding both models
+and alternating their steps (``--steps`` each), so that the load of a shared machine
+hits both alike: the ratio is the median of the per-pair ratios. Peer: torch-harmonics 0.8's
 ``DiscreteContinuousConvS2`` (32 -> 32 channels, the same basis, radius and grids,
 input grid to internal grid), its construction time and the peak RSS of the
 process, where it finishes within ``--peer-timeout`` seconds.
@@ -44,7 +47,7 @@ SIZES = [(129, 256), (181, 360), (361, 720), (721, 1440)]
 
 def _config(nlat: int, nlon: int, grid: str) -> dict:
     inner = (nlat - 1) // SCALE + 1
-    return {"in_channels": 3, "out_channels": 3, "lmax": inner // 2, "hidden_channels": HIDDEN,
+    return {"in_channels": 3, "out_channels": 3, "lmax": inner, "hidden_channels": HIDDEN,
             "n_layers": LAYERS, "grid": grid, "internal_grid": "legendre-gauss",
             "internal_scale": SCALE}
 
@@ -108,6 +111,46 @@ def model_case(kind: str, nlat: int, nlon: int, grid: str):
     return step
 
 
+def paired_case(nlat: int, nlon: int, grid: str, steps: int):
+    """Both models in one process, steps alternating (LocalSFNO, SFNO, SFNO, LocalSFNO, ...),
+    so that a change of the machine's load hits both: the ratio is the median of the
+    per-pair ratios."""
+    import statistics
+
+    import torch
+
+    from geo_neuralop.models import SFNO, LocalSFNO
+
+    torch.manual_seed(0)
+    config = _config(nlat, nlon, grid)
+    radius = _radius(nlat)
+    models = {"local_sfno": LocalSFNO(**config, disco_radius=radius, diff_radius=radius),
+              "sfno": SFNO(**config)}
+    x = torch.randn(1, 3, nlat, nlon)
+
+    def one(model) -> float:
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        model(x).square().mean().backward()
+        return time.perf_counter() - start
+
+    for model in models.values():
+        one(model)  # builds
+
+    def run():
+        times = {"local_sfno": [], "sfno": []}
+        for i in range(steps):
+            order = ("local_sfno", "sfno") if i % 2 == 0 else ("sfno", "local_sfno")
+            for name in order:
+                times[name].append(one(models[name]))
+        ratios = [a / b for a, b in zip(times["local_sfno"], times["sfno"], strict=True)]
+        run.info = {"local_sfno_s": statistics.median(times["local_sfno"]),
+                    "sfno_s": statistics.median(times["sfno"]),
+                    "ratio": statistics.median(ratios), "times": times}
+
+    return run
+
+
 def peer_case(nlat: int, nlon: int, grid: str):
     from torch_harmonics import DiscreteContinuousConvS2
 
@@ -133,7 +176,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=None, help="e.g. 129x256 721x1440")
     parser.add_argument("--grids", nargs="+", default=["equiangular", "legendre-gauss"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per case")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps of each model")
     parser.add_argument("--label", default="", help="suffix of the result files")
     parser.add_argument("--no-peer", action="store_true", help="skip torch-harmonics")
     parser.add_argument("--peer-timeout", type=float, default=600.0)
@@ -157,12 +200,16 @@ def main() -> None:
     for nlat, nlon in sizes:
         for grid in args.grids:
             for threads in sorted(set(args.threads)):
-                for kind in ("local_sfno", "sfno"):
+                for kind in ("local_sfno", "sfno", "paired"):
                     key = f"{kind}|{nlat}x{nlon}|{grid}|{threads}"
                     if key in cases:
                         continue
-                    cases[key] = measure(model_case, (kind, nlat, nlon, grid), args.steps,
-                                         threads, args.timeout)
+                    if kind == "paired":
+                        cases[key] = measure(paired_case, (nlat, nlon, grid, args.steps), 1,
+                                             threads, args.timeout)
+                    else:  # alone in its process: build time and peak memory
+                        cases[key] = measure(model_case, (kind, nlat, nlon, grid), 1, threads,
+                                             args.timeout)
                     print(key, {k: v for k, v in cases[key].items() if k != "times"},
                           flush=True)
                     save()
@@ -176,9 +223,11 @@ def main() -> None:
           "Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()) + ".", "",
           f"LocalSFNO, {HIDDEN} channels, {LAYERS} blocks with a DISCO and a differential "
           f"layer each (basis (3, 4), radius {CELLS:g} cells of the internal grid), internal "
-          f"Legendre-Gauss grid at 1/{SCALE} resolution, lmax = internal nlat / 2; batch 1; "
-          "step = forward + loss + backward (median of the timed steps); build = the local "
-          "kernels' construction; peak RSS of the process (model, build, steps). "
+          f"Legendre-Gauss grid at 1/{SCALE} resolution, lmax = internal nlat; batch 1; "
+          "step = forward + loss + backward (medians of alternating steps of both models in "
+          "one process; ratio = median of the per-pair ratios); build = the local "
+          "kernels' construction; peak RSS of each model's own process (model, build, two "
+          "steps). "
           "torch-harmonics 0.8 DiscreteContinuousConvS2: construction of one layer (input "
           "grid to internal grid) and the peak RSS of its process.", "",
           "| grid | kind | threads | build (s) | LocalSFNO step (s) | SFNO step (s) | ratio | "
@@ -193,14 +242,15 @@ def main() -> None:
             for threads in sorted(set(args.threads)):
                 a = cases.get(f"local_sfno|{nlat}x{nlon}|{grid}|{threads}", {})
                 b = cases.get(f"sfno|{nlat}x{nlon}|{grid}|{threads}", {})
-                ratio = a["median_s"] / b["median_s"] if "median_s" in a and "median_s" in b \
-                    else None
+                pair = cases.get(f"paired|{nlat}x{nlon}|{grid}|{threads}", {})
+                timing = pair.get("info") or {}
                 build = (a.get("info") or {}).get("build_s")
-                md.append(f"| {nlat}×{nlon} | {grid} | {threads} | {fmt(build)} | "
-                          f"{fmt(a.get('median_s')) if 'median_s' in a else a.get('error', '-')}"
-                          f" | {fmt(b.get('median_s')) if 'median_s' in b else b.get('error')} "
-                          f"| {fmt(ratio)} | {fmt(a.get('peak_rss_mb'), 4)} / "
-                          f"{fmt(b.get('peak_rss_mb'), 4)} | {peer_text} |")
+                local = fmt(timing.get("local_sfno_s")) if timing else pair.get("error", "-")
+                md.append(f"| {nlat}×{nlon} | {grid} | {threads} | "
+                          f"{fmt(build) if 'times' in a else a.get('error', '-')} | {local} | "
+                          f"{fmt(timing.get('sfno_s'))} | {fmt(timing.get('ratio'))} | "
+                          f"{fmt(a.get('peak_rss_mb'), 4)} / {fmt(b.get('peak_rss_mb'), 4)} | "
+                          f"{peer_text} |")
     md.append("")
     write_results(name, {"machine": machine(), "cases": cases}, "\n".join(md))
 
