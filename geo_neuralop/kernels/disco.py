@@ -12,7 +12,8 @@ Construction works on chunks of destination points (:func:`disco_edges`): the
 neighbours of one chunk are listed, then its values are computed and written
 straight into the final arrays (32-bit source and destination indices, values in
 the kernel's dtype, basis-major), so peak memory is the kernel itself plus a few
-chunks. Chunks run on ``torch.get_num_threads()`` threads.
+chunks. Chunks run on ``torch.get_num_threads()`` threads (torch's own operations
+single-threaded meanwhile).
 """
 
 from __future__ import annotations
@@ -393,11 +394,19 @@ def disco_edges(points: StencilPoints, basis: FilterBasis, radius: float | np.nd
 
 
 def _map(function: Callable, items: list, workers: int) -> list:
-    """``[function(item) for item in items]``, on up to ``workers`` threads, in order."""
+    """``[function(item) for item in items]``, on up to ``workers`` threads, in order.
+
+    While the threads run, torch's own operations are single-threaded (the chunks are
+    the parallelism; nested thread teams only contend for the cores)."""
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    with ThreadPoolExecutor(min(workers, len(items))) as pool:
-        return list(pool.map(function, items))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(min(workers, len(items))) as pool:
+            return list(pool.map(function, items))
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _neighbours(points: StencilPoints, radius: float | np.ndarray, radii: np.ndarray | None,
