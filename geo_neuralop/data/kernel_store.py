@@ -5,26 +5,28 @@ mesh's kernels, and building them in the training step costs as much as the step
 The store keeps them beside the dataset, built once per mesh (typically in
 DataLoader workers, see :class:`~geo_neuralop.data.PrecomputeKernels`)::
 
-    <root>/v1/<recipe key>/recipe.json        the kernel parameters, for humans
-    <root>/v1/<recipe key>/<geometry key>.pt  one file per geometry
+    <root>/v2/<recipe key>/recipe.json        the kernel parameters, for humans
+    <root>/v2/<recipe key>/<geometry key>.kb  one file per geometry
 
 The *recipe* is a plain dict of everything the kernels depend on besides the
 geometry (a model's :meth:`~geo_neuralop.models.MeshNO.kernel_recipe`: radii, basis,
 latent grid, dtype, and a construction version); the *geometry key* is a digest
 of the positions, quadrature weights, faces and grid metadata of a sample. A
 change of either gives another file, so stale kernels are never read; the
-``v1`` level is the file format's version. Files are written atomically (a
-reader sees a whole file or none; concurrent workers that build the same
-geometry both write a complete file) and read with ``torch.load(...,
-weights_only=True)``: a file that cannot be read or does not hold what its name
-says is rebuilt.
+``v2`` level is the file format's version. A file is a
+:class:`~geo_neuralop.kernels.KernelBundle` (a JSON header, then the kernels, their
+applied forms and any tensors in one buffer), written atomically (a reader sees a
+whole file or none; concurrent workers that build the same geometry both write a
+complete file) and memory-mapped when read: the training process can map the
+files itself (:meth:`KernelStore.reference`), so the kernels never pass between
+processes. A file that cannot be read or does not hold what its header says (its
+geometry, recipe and format) is rebuilt.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,14 +34,14 @@ from typing import Any
 import torch
 
 from geo_neuralop.geometry.point_cloud import PointCloud
-from geo_neuralop.kernels.sparse import DiscoKernel, SparseBasisOperator
+from geo_neuralop.kernels.bundle import BundleFile, KernelBundle
 from geo_neuralop.utils.atomic import atomic_path
 from geo_neuralop.utils.cache import fingerprint
 
 __all__ = ["STORE_FORMAT", "KernelStore", "geometry_key"]
 
-#: Version of the file layout and encoding.
-STORE_FORMAT = 1
+#: Version of the file layout and encoding (2: kernel bundle files).
+STORE_FORMAT = 2
 
 _GEOMETRY_KEYS = ("grid_shape", "grid", "domain", "periodic")
 
@@ -112,35 +114,51 @@ class KernelStore:
         """The file of geometry ``key``."""
         if not isinstance(key, str) or not key or not key.isalnum():
             raise ValueError(f"a geometry key is a non-empty alphanumeric digest, got {key!r}")
-        return self.folder / f"{key}.pt"
+        return self.folder / f"{key}.kb"
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The operators of geometry ``key``, or None when absent or unreadable."""
+    def _meta(self, key: str) -> dict:
+        return {"format": STORE_FORMAT, "geometry": key, "recipe": _recipe_json(self.recipe)}
+
+    def bundle(self, key: str) -> KernelBundle | None:
+        """The memory-mapped bundle of geometry ``key``, or None when absent, unreadable or
+        not this recipe's."""
         path = self.path(key)
         if not path.exists():
             return None
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if (not isinstance(payload, dict) or payload.get("format") != STORE_FORMAT
-                    or payload.get("geometry") != key
-                    or payload.get("recipe") != _recipe_json(self.recipe)):
-                return None
-            values = {name: _decode(item) for name, item in payload["operators"].items()}
-        except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError,
-                pickle.UnpicklingError):  # a damaged or foreign file: rebuild it
+            bundle = KernelBundle.load(path)
+        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return None  # a damaged or foreign file: rebuild it
+        return bundle if bundle.meta == self._meta(key) else None
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The operators of geometry ``key`` (views of the mapped file, applied forms
+        attached), or None when absent or unreadable."""
+        bundle = self.bundle(key)
+        if bundle is None:
             return None
         self.loads += 1
-        return values
+        return bundle.unpack()
 
     def save(self, key: str, operators: Mapping[str, Any]) -> Path:
         """Write the operators of geometry ``key`` atomically; returns the file."""
-        payload = {"format": STORE_FORMAT, "geometry": key,
-                   "recipe": _recipe_json(self.recipe),
-                   "operators": {name: _encode(name, value) for name, value in operators.items()}}
+        bundle = KernelBundle(operators, meta=self._meta(key))
         path = self.path(key)
         with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+            bundle.write(tmp)
         return path
+
+    def ensure(self, key: str, build: Callable[[], Mapping[str, Any]]) -> Path:
+        """The file of geometry ``key``, built and written first when it is missing or
+        unreadable."""
+        if self.bundle(key) is None:
+            self.save(key, dict(build()))
+            self.builds += 1
+        return self.path(key)
+
+    def reference(self, key: str) -> BundleFile:
+        """A picklable reference to geometry ``key``'s file (see :class:`BundleFile`)."""
+        return BundleFile(self.path(key))
 
     def get_or_build(self, key: str, build: Callable[[], Mapping[str, Any]]) -> dict[str, Any]:
         """The operators of geometry ``key``: read from disk, or built and written."""
@@ -154,7 +172,7 @@ class KernelStore:
 
     def files(self) -> list[Path]:
         """The operator files of this recipe."""
-        return sorted(self.folder.glob("*.pt"))
+        return sorted(self.folder.glob("*.kb"))
 
     def __len__(self) -> int:
         return len(self.files())
@@ -165,42 +183,3 @@ class KernelStore:
 
     def __repr__(self) -> str:
         return f"KernelStore({str(self.folder)!r}, {len(self)} geometries)"
-
-
-def _encode(name: str, value: Any) -> dict:
-    if isinstance(value, DiscoKernel):
-        if isinstance(value.num_src_nodes, torch.Tensor):
-            raise TypeError(f"operator {name!r} is a batch of kernels; store one per geometry")
-        out = {"kind": "disco_kernel", "edge_index": value.edge_index,
-               "basis_values": value.edge_values.T.contiguous()}
-        # the applied form's transposed pattern, when prepared: loading then sorts nothing
-        op = value.__dict__.get("_operators", {}).get((value.edge_values.dtype, "cpu"))
-        transposed = None if op is None else op.transposed_state()
-        if transposed is not None:
-            out["transposed"] = transposed
-        for attr in ("num_src_nodes", "num_dst_nodes", "num_nodes", "radius", "normalization",
-                     "differential", "manifold", "basis"):
-            item = getattr(value, attr, None)
-            out[attr] = item
-        return out
-    if isinstance(value, torch.Tensor):
-        return {"kind": "tensor", "value": value}
-    raise TypeError(f"operator {name!r} must be a DiscoKernel or a tensor, got "
-                    f"{type(value).__name__}")
-
-
-def _decode(item: dict) -> Any:
-    if item["kind"] == "tensor":
-        return item["value"]
-    if item["kind"] != "disco_kernel":
-        raise ValueError(f"unknown operator kind {item['kind']!r}")
-    kernel = DiscoKernel(edge_index=item["edge_index"], edge_values=item["basis_values"].T)
-    for attr in ("num_src_nodes", "num_dst_nodes", "num_nodes", "radius", "normalization",
-                 "differential", "manifold", "basis"):
-        if item.get(attr) is not None:
-            setattr(kernel, attr, item[attr])
-    if "transposed" in item:
-        kernel.attach_operator(SparseBasisOperator.of_kernel(
-            kernel.edge_index, kernel.edge_values, kernel.total_src, kernel.total_dst,
-            item["transposed"]))
-    return kernel

@@ -54,11 +54,12 @@ class PrecomputeKernels:
     max_cached : int
         Geometries whose operators the transform keeps in memory (per process).
     bundle : bool
-        Attach the DISCO kernels packed in one buffer, ``sample.kernel_bundle``
-        (a :class:`~geo_neuralop.kernels.KernelBundle`: one shared-memory segment
-        between a DataLoader worker and the training process instead of one per
-        tensor), rather than one attribute per kernel. Models that take
-        precomputed kernels (MeshNO) read either.
+        Attach the DISCO kernels as one object, ``sample.kernel_bundle``, rather than
+        one attribute per kernel: with a store, a :class:`~geo_neuralop.kernels.
+        BundleFile` (the training process memory-maps the store's file: nothing is
+        copied between processes), otherwise a :class:`~geo_neuralop.kernels.
+        KernelBundle` (one shared-memory segment instead of one per tensor).
+        Models that take precomputed kernels (MeshNO) read either.
 
     Examples
     --------
@@ -88,7 +89,7 @@ class PrecomputeKernels:
         self.cache: BoundedCache[dict] = BoundedCache(max_cached)
 
     def operators(self, sample: PointCloud) -> dict[str, Any]:
-        """The operators of ``sample``'s geometry (memory, then disk, then built)."""
+        """What is attached to ``sample`` (memory, then disk, then built)."""
         key = geometry_key(sample)
 
         def build() -> dict[str, Any]:
@@ -99,15 +100,25 @@ class PrecomputeKernels:
             return operators
 
         def make() -> dict[str, Any]:
-            operators = build() if self.store is None else self.store.get_or_build(key, build)
-            for value in operators.values():  # (files written before the applied form existed)
+            if self.store is not None:
+                self.store.ensure(key, build)
+                operators = self.store.load(key)
+                if operators is None:
+                    raise OSError(f"kernel store file {self.store.path(key)} could not be read "
+                                  f"back after writing it")
+            else:
+                operators = build()
+            for value in operators.values():  # (files written without the applied form)
                 if isinstance(value, DiscoKernel):
                     value.prepare_operator()
-            if self.bundle:
-                kernels = {k: v for k, v in operators.items() if isinstance(v, DiscoKernel)}
-                operators = {k: v for k, v in operators.items() if k not in kernels}
-                operators["kernel_bundle"] = KernelBundle(kernels)
-            return operators
+            if not self.bundle:
+                return operators
+            out = {k: v for k, v in operators.items() if not isinstance(v, DiscoKernel)}
+            kernels = {k: v for k, v in operators.items() if isinstance(v, DiscoKernel)}
+            if kernels:  # the training process maps the store's file itself
+                out["kernel_bundle"] = self.store.reference(key) if self.store is not None \
+                    else KernelBundle(kernels)
+            return out
 
         return self.cache.get_or_build(key, make)
 

@@ -13,7 +13,7 @@ from geo_neuralop.kernels.basis import (
     ZernikeBasis,
     get_basis,
 )
-from geo_neuralop.kernels.bundle import KernelBundle
+from geo_neuralop.kernels.bundle import BundleFile, KernelBundle
 from geo_neuralop.kernels.disco import disco_kernel
 from geo_neuralop.kernels.grid_disco import GridDiscoKernel
 from geo_neuralop.kernels.moments import basis_first_moments
@@ -23,6 +23,7 @@ from geo_neuralop.kernels.sparse import DiscoKernel, SparseBasisOperator
 from geo_neuralop.kernels.sphere_ring import RingStencil, SphereRingKernel
 
 __all__ = [
+    "BundleFile",
     "DiscoKernel",
     "FilterBasis",
     "GridDiscoKernel",

@@ -157,9 +157,11 @@ class SphereRingKernel:
         self.matrices: torch.Tensor | None = None
         stored = self.spectra_bytes(dtype)
         if stored <= max_stored_bytes:
-            self.matrices = torch.stack([self._block_matrix(b, torch.float64)
-                                         for b in range(self.n_blocks)]).to(dtype=dtype,
-                                                                             device=device)
+            matrices = torch.empty(self.n_blocks, self.n_freq, 2 * self.block_rows *
+                                   self.kernel_size, 2 * self.window, dtype=dtype)
+            for b in range(self.n_blocks):
+                matrices[b] = self._block_matrix(b, torch.float64)
+            self.matrices = matrices.to(device=device)
         self.tap_index = self.tap_index.to(self.device)
         self.tap_values = self.tap_values.to(device=self.device, dtype=dtype)
 

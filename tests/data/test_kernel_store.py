@@ -52,7 +52,7 @@ def test_store_round_trip_and_keys(tmp_path):
         assert torch.equal(kernel.edge_values, other.edge_values)
         assert other.edge_values.T.is_contiguous()  # basis-major, as built
         assert other.differential == kernel.differential
-    assert (tmp_path / "kernels" / "v1").is_dir() and len(store) == 1
+    assert (tmp_path / "kernels" / "v2").is_dir() and len(store) == 1
     # a moved vertex or a changed parameter is another key: never a stale kernel
     moved = mesh.clone()
     moved.pos = moved.pos.clone()
@@ -80,10 +80,14 @@ def test_damaged_files_are_rebuilt_and_writes_are_atomic(tmp_path, monkeypatch):
     store.get_or_build(key, lambda: net.build_kernels(mesh))
     assert store.builds == 2 and store.load(key) is not None
 
-    def failing_save(*args, **kwargs):
+    def failing_write(self, path):
+        with open(path, "wb") as f:
+            f.write(b"GNOKB001 half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", failing_save)
+    from geo_neuralop.kernels import KernelBundle
+
+    monkeypatch.setattr(KernelBundle, "write", failing_write)
     other = jittered_rectangle_mesh((8, 6), seed=3)
     with pytest.raises(OSError, match="disk full"):
         store.save(geometry_key(other), net.build_kernels(other))
@@ -177,5 +181,32 @@ def test_bundles_pack_kernels_and_applied_forms_in_one_buffer():
             ga = torch.autograd.grad(a.square().sum(), x)[0]
             gb = torch.autograd.grad(b.square().sum(), x)[0]
             torch.testing.assert_close(ga, gb)
-    with pytest.raises(TypeError, match="must be a DiscoKernel"):
-        KernelBundle({"graph": torch.zeros(2, 3)})
+    with pytest.raises(TypeError, match="must be a DiscoKernel or a tensor"):
+        KernelBundle({"graph": [0, 1]})
+
+
+def test_bundle_files_are_mapped_by_the_process_that_uses_them(tmp_path):
+    """A store file is a bundle: its reference pickles as a file name, and unpacking maps
+    the file (no copy), giving the kernels and their applied forms."""
+    import pickle
+
+    from geo_neuralop.kernels import BundleFile, KernelBundle
+
+    net = model(mesh_layers=True, mesh_radius=0.3)
+    mesh = jittered_rectangle_mesh((10, 7), domain=DOMAIN, seed=7)
+    transform = PrecomputeKernels(net.build_kernels, net.kernel_recipe(), store=tmp_path)
+    sample = transform(mesh.clone())
+    reference = sample.kernel_bundle
+    assert isinstance(reference, BundleFile)
+    assert len(pickle.dumps(reference)) < 300  # the file name only
+    kernels = pickle.loads(pickle.dumps(reference)).unpack()
+    built = net.build_kernels(mesh)
+    for name, kernel in built.items():
+        assert torch.equal(kernels[name].edge_values, kernel.edge_values)
+        assert torch.equal(kernels[name].edge_index, kernel.edge_index)
+        assert len(kernels[name]._operators) == 1
+    path = reference.path
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        KernelBundle.load(path)
