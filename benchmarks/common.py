@@ -34,7 +34,8 @@ def _child(target: Callable, args: tuple, repeats: int, threads: int, queue) -> 
             times.append(time.perf_counter() - start)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         queue.put({"times": times, "peak_rss_mb": peak / 1024,
-                   "extra_rss_mb": (peak - base) / 1024})
+                   "extra_rss_mb": (peak - base) / 1024,
+                   "info": getattr(setup, "info", None)})
     except Exception as error:  # report the failure as a result row
         queue.put({"error": f"{type(error).__name__}: {error}"})
 
@@ -43,8 +44,9 @@ def measure(target: Callable, args: tuple = (), repeats: int = 3, threads: int =
             timeout: float = 900.0) -> dict:
     """Run ``target(*args)()`` ``repeats`` times in a fresh process.
 
-    Returns ``{"median_s", "times", "peak_rss_mb", "extra_rss_mb"}`` (extra: the growth
-    of peak memory during the timed calls) or ``{"error": ...}``.
+    Returns ``{"median_s", "times", "peak_rss_mb", "extra_rss_mb", "info"}`` (extra: the
+    growth of peak memory during the timed calls; info: the timed callable's ``info``
+    attribute, if any, e.g. a build time measured during the setup) or ``{"error": ...}``.
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

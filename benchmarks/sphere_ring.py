@@ -1,15 +1,15 @@
 """LocalSFNO's local layers on the sphere: sparse CSR kernels vs ring (longitude FFT) form.
 
-Run: ``.venv/bin/python benchmarks/sphere_ring.py [--quick] [--threads 1]``.
-Writes ``benchmarks/results/sphere_ring.{json,md}``.
+Run: ``.venv/bin/python benchmarks/sphere_ring.py [--quick] [--threads 1] [--label NAME]``.
+Writes ``benchmarks/results/sphere_ring[_LABEL].{json,md}``.
 
 Case: one LocalSFNO block's local terms, a sphere DISCO layer and a sphere
 differential layer (piecewise-linear basis (3, 4) each, radius pi / 16, LocalSFNO's
 defaults), batch 4, 32 -> 32 channels, equiangular grids 32 x 64, 64 x 128 and
 128 x 256. One step = forward of both layers, a scalar loss, backward. Kernel
-construction is excluded from the step time and reported separately (the ring
-form, shared by both layers as in a LocalSFNO block, is extracted from the sparse
-kernels).
+construction is excluded from the step time and printed separately (the ring form,
+shared by both layers as in a LocalSFNO block, is built from the stencils of one
+meridian; earlier revisions cut it out of the sparse kernels).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="32 x 64 and 64 x 128 only")
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--label", default="", help="suffix of the result files")
     args = parser.parse_args()
     shapes = [(32, 64), (64, 128)] + ([] if args.quick else [(128, 256)])
     results: dict = {}
@@ -100,7 +101,8 @@ def main() -> None:
                       f"{fmt(b.get('median_s'))} | {fmt(ratio)} | "
                       f"{fmt(a.get('peak_rss_mb'), 4)} / {fmt(b.get('peak_rss_mb'), 4)} |")
     md.append("")
-    write_results("sphere_ring" + ("_quick" if args.quick else ""),
+    write_results("sphere_ring" + (f"_{args.label}" if args.label else "")
+                  + ("_quick" if args.quick else ""),
                   {"machine": machine(), "results": results}, "\n".join(md))
     print("\n".join(md))
 

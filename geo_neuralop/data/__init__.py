@@ -13,11 +13,12 @@ from geo_neuralop.data.importers import (
     import_xarray,
     to_xarray,
 )
+from geo_neuralop.data.kernel_store import KernelStore, geometry_key
 from geo_neuralop.data.loaders import FieldDataset, GridTensorDataset, load_dataset
 from geo_neuralop.data.normalizers import FieldNormalizer
 from geo_neuralop.data.predictions import Predictions, load_predictions, save_predictions
 from geo_neuralop.data.storage import DatasetError, Trajectory, read_trajectory
-from geo_neuralop.data.transforms import AttachKernels, batch_kernels
+from geo_neuralop.data.transforms import AttachKernels, PrecomputeKernels, batch_kernels
 
 __all__ = [
     "GENERATORS",
@@ -26,12 +27,15 @@ __all__ = [
     "FieldDataset",
     "FieldNormalizer",
     "GridTensorDataset",
+    "KernelStore",
+    "PrecomputeKernels",
     "Predictions",
     "Trajectory",
     "batch_kernels",
     "export_well",
     "from_xarray",
     "generate_dataset",
+    "geometry_key",
     "import_pdebench",
     "import_well",
     "import_xarray",

@@ -24,6 +24,14 @@ Channels are normalized by the dataset's :class:`FieldNormalizer` (fitted on the
 training split at generation time) unless ``normalize=False``;
 ``dataset.decode_target`` maps predictions back to physical units.
 
+Datasets larger than memory *stream*: each sample reads only its window's frames
+from the HDF5 files (stored one chunk per frame), through file handles opened
+lazily in the process that reads (so every DataLoader worker has its own, never
+one inherited across a fork), and only the small per-trajectory geometry is
+cached, within ``cache_bytes``. Streaming is chosen when the split's fields do
+not fit in ``cache_bytes`` (or with ``stream=True``); otherwise whole
+trajectories are cached.
+
 Batches: ``torch_geometric.loader.DataLoader`` collates samples of any sizes
 (meshes of different vertex counts) into one graph. ``dataset.tensor_view()``
 gives ``(x [C_in, *grid_shape], y [C_out, *grid_shape])`` pairs for grid models.
@@ -32,6 +40,7 @@ gives ``(x [C_in, *grid_shape], y [C_out, *grid_shape])`` pairs for grid models.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -81,8 +90,14 @@ class FieldDataset(Dataset):
     dtype : torch.dtype
         dtype of ``x``, ``y``, ``pos`` and ``weights``.
     cache_bytes : int
-        Trajectories are kept in memory up to this many bytes (least recently
-        used first out).
+        Memory for cached data, per process: whole trajectories (least recently
+        used first out), or, when streaming, the trajectories' geometry.
+    stream : bool, optional
+        Read each sample's frames from disk instead of caching trajectories
+        (default: when the split's fields take more than ``cache_bytes``).
+    max_open_files : int
+        Sample files kept open per process when streaming (each open HDF5 file
+        holds about 1.5 MB of library caches).
 
     Raises
     ------
@@ -105,6 +120,8 @@ class FieldDataset(Dataset):
         targets: Sequence[str] | None = None,
         dtype: torch.dtype = torch.float32,
         cache_bytes: int = 2 * 1024**3,
+        stream: bool | None = None,
+        max_open_files: int = 4,
     ) -> None:
         for name, value in (("input_steps", input_steps), ("target_steps", target_steps),
                             ("frame_step", frame_step)):
@@ -132,8 +149,13 @@ class FieldDataset(Dataset):
         self._cache: OrderedDict[int, Trajectory] = OrderedDict()
         self._cache_bytes, self._cache_limit = 0, int(cache_bytes)
         self._clouds: dict = {}
+        self._files = _FileHandles(max_open_files)
+        self._layouts: OrderedDict[int, _Layout] = OrderedDict()
+        self._layout_bytes = 0
 
         headers = [read_header(sample_path(self.root, i)) for i in self.indices]
+        field_bytes = sum(4 * h.num_frames * h.num_points * len(h.field_names) for h in headers)
+        self.stream = bool(field_bytes > self._cache_limit) if stream is None else bool(stream)
         available = set(headers[0].field_names)
         for name in (*self.inputs, *self.targets):
             if name not in available:
@@ -204,34 +226,95 @@ class FieldDataset(Dataset):
         if not -len(self) <= item < len(self):
             raise IndexError(f"index {item} out of range for {len(self)} samples")
         index, t0 = self._windows[item]
-        traj = self.trajectory(index)
         if self.kind == "static":
             in_frames, out_frames = [0], [0]
         else:
             s = self.frame_step
             in_frames = [t0 + k * s for k in range(self.input_steps)]
             out_frames = [t0 + (self.input_steps + k) * s for k in range(self.target_steps)]
-        x = self._frames(traj, self.inputs, in_frames)  # [Ti, N, C]
-        y = self._frames(traj, self.targets, out_frames)  # [To, N, C]
+        if self.stream:
+            layout = self._layout(index)
+            cloud, times, static, params = layout.cloud, layout.times, layout.static, \
+                layout.params
+            x = self._read_frames(index, self.inputs, in_frames)  # [Ti, N, C]
+            y = self._read_frames(index, self.targets, out_frames)  # [To, N, C]
+        else:
+            traj = self.trajectory(index)
+            cloud, times, static, params = self.cloud(index), traj.times, traj.static, \
+                traj.params
+            x = self._frames(traj, self.inputs, in_frames)  # [Ti, N, C]
+            y = self._frames(traj, self.targets, out_frames)  # [To, N, C]
         if self.normalize:
             x = self.normalizer.encode(x, self.inputs)
             y = self.normalizer.encode(y, self.targets)
-        x = x.permute(1, 0, 2).reshape(traj.num_points, -1)
+        n = x.shape[1]
+        x = x.permute(1, 0, 2).reshape(n, -1)
         y = y[0] if self.target_steps == 1 else y.permute(1, 0, 2).contiguous()
-        sample = copy.copy(self.cloud(index))
+        sample = copy.copy(cloud)
         sample.x = x
         sample.y = y
-        if "node_type" in traj.static:
-            sample.node_type = torch.as_tensor(traj.static["node_type"], dtype=torch.long)
+        if "node_type" in static:
+            sample.node_type = torch.as_tensor(static["node_type"], dtype=torch.long)
         if self.conditioning_names:
             sample.conditioning = torch.tensor(
-                [[float(traj.params[k]) for k in self.conditioning_names]], dtype=self.dtype)
+                [[float(params[k]) for k in self.conditioning_names]], dtype=self.dtype)
         sample.trajectory = index
         sample.start = in_frames[0]
-        sample.frame_time = float(traj.times[in_frames[-1]])
+        sample.frame_time = float(times[in_frames[-1]])
         if self.transform is not None:
             sample = self.transform(sample)
         return sample
+
+    # --- streaming ----------------------------------------------------------------------
+    def _read_frames(self, index: int, names: list[str], frames: list[int]) -> torch.Tensor:
+        """``[T, N, C]`` of the given (increasing) frames, read from the file."""
+        path = sample_path(self.root, index)
+        try:
+            group = self._files.open(path)["fields"]
+            data = np.stack([group[name][frames] for name in names], axis=-1)
+        except (OSError, KeyError, ValueError) as error:
+            raise DatasetError(f"{path} could not be read (truncated or corrupted?): "
+                               f"{error}") from error
+        return torch.from_numpy(data).to(self.dtype)
+
+    def _layout(self, index: int) -> _Layout:
+        """The geometry, times, static data and parameters of trajectory ``index`` (cached
+        within ``cache_bytes``; a grid dataset's samples share one cloud)."""
+        if index in self._layouts:
+            self._layouts.move_to_end(index)
+            return self._layouts[index]
+        path = sample_path(self.root, index)
+        try:
+            f = self._files.open(path)
+            g = f["geometry"]
+            grid = json.loads(g.attrs["grid"]) if "grid" in g.attrs else None
+            shared = "grid" if grid is not None else None
+            if shared is not None and shared in self._clouds:
+                cloud = self._clouds[shared]
+            else:
+                cloud = cloud_from_arrays(g["pos"][()], g["weights"][()], str(g.attrs["manifold"]),
+                                          g["faces"][()] if "faces" in g else None, grid,
+                                          self.dtype)
+                if shared is not None:
+                    self._clouds[shared] = cloud
+            static = {k: v[()] for k, v in f["static"].items()} if "static" in f else {}
+            layout = _Layout(cloud, f["times"][()], static, json.loads(f.attrs["params"]))
+        except (OSError, KeyError, ValueError) as error:
+            raise DatasetError(f"{path} could not be read (truncated or corrupted?): "
+                               f"{error}") from error
+        self._layouts[index] = layout
+        self._layout_bytes += layout.nbytes
+        while self._layout_bytes > self._cache_limit and len(self._layouts) > 1:
+            _, old = self._layouts.popitem(last=False)
+            self._layout_bytes -= old.nbytes
+        return layout
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()  # no open files or caches travel to worker processes
+        state["_files"] = _FileHandles(self._files.max_open)
+        state["_cache"], state["_cache_bytes"] = OrderedDict(), 0
+        state["_layouts"], state["_layout_bytes"] = OrderedDict(), 0
+        return state
 
     def tensor_view(self) -> GridTensorDataset:
         """The same samples as channel-first grid tensors (grid datasets only)."""
@@ -241,6 +324,48 @@ class FieldDataset(Dataset):
         return (f"FieldDataset({self.card['name']!r}, split={self.split!r}, samples={len(self)}, "
                 f"inputs={self.inputs}x{self.input_steps}, targets={self.targets}"
                 f"x{self.target_steps}, normalize={self.normalize})")
+
+
+class _Layout:
+    """What every sample of one trajectory shares when streaming."""
+
+    def __init__(self, cloud: PointCloud, times: np.ndarray, static: dict, params: dict) -> None:
+        self.cloud, self.times, self.static, self.params = cloud, times, static, params
+        tensors = [v for v in cloud.to_dict().values() if isinstance(v, torch.Tensor)]
+        self.nbytes = (sum(t.numel() * t.element_size() for t in tensors) + times.nbytes
+                       + sum(np.asarray(v).nbytes for v in static.values()))
+
+
+class _FileHandles:
+    """Read-only h5py files kept open per process (least recently used closed first).
+
+    Handles are never shared across processes: after a fork (DataLoader workers)
+    the child drops the parent's handles and opens its own.
+    """
+
+    def __init__(self, max_open: int = 4) -> None:
+        if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
+            raise ValueError(f"max_open_files must be a positive int, got {max_open!r}")
+        self.max_open = max_open
+        self.pid = os.getpid()
+        self.files: OrderedDict[Path, Any] = OrderedDict()
+
+    def open(self, path: Path) -> Any:
+        import h5py
+
+        if os.getpid() != self.pid:  # a forked child: the parent's handles are not ours
+            self.pid, self.files = os.getpid(), OrderedDict()
+        if path in self.files:
+            self.files.move_to_end(path)
+            return self.files[path]
+        # no HDF5 chunk cache (1 MB per dataset by default, so up to 1 MB per field of
+        # every open file): a sample reads each frame once, the OS page cache does the rest
+        handle = h5py.File(path, "r", rdcc_nbytes=0)
+        self.files[path] = handle
+        while len(self.files) > self.max_open:
+            _, old = self.files.popitem(last=False)
+            old.close()
+        return handle
 
 
 class GridTensorDataset(Dataset):

@@ -2,7 +2,8 @@
 
 Three forms of one operator: :class:`DiscoKernel` (sparse, any point clouds),
 :class:`GridDiscoKernel` (FFT, regular grids) and :class:`SphereRingKernel`
-(longitude FFTs, latitude-longitude grids).
+(longitude FFTs, latitude-longitude grids). :class:`RadiusField` gives graded
+meshes a support radius that varies with position.
 """
 
 from geo_neuralop.kernels.basis import (
@@ -12,19 +13,26 @@ from geo_neuralop.kernels.basis import (
     ZernikeBasis,
     get_basis,
 )
+from geo_neuralop.kernels.bundle import BundleFile, KernelBundle
 from geo_neuralop.kernels.disco import disco_kernel
 from geo_neuralop.kernels.grid_disco import GridDiscoKernel
 from geo_neuralop.kernels.moments import basis_first_moments
 from geo_neuralop.kernels.neighbors import build_graph, radius_pairs
-from geo_neuralop.kernels.sparse import DiscoKernel
-from geo_neuralop.kernels.sphere_ring import SphereRingKernel
+from geo_neuralop.kernels.radius_field import RadiusField
+from geo_neuralop.kernels.sparse import DiscoKernel, SparseBasisOperator
+from geo_neuralop.kernels.sphere_ring import RingStencil, SphereRingKernel
 
 __all__ = [
+    "BundleFile",
     "DiscoKernel",
     "FilterBasis",
     "GridDiscoKernel",
+    "KernelBundle",
     "MorletBasis",
     "PiecewiseLinearBasis",
+    "RadiusField",
+    "RingStencil",
+    "SparseBasisOperator",
     "SphereRingKernel",
     "ZernikeBasis",
     "basis_first_moments",

@@ -1,147 +1,302 @@
-"""Sphere DISCO kernels applied through FFTs in longitude (the ring symmetry of lat/lon grids).
+"""Sphere DISCO kernels on latitude-longitude grids, built per meridian and applied by FFTs.
 
-Rotating a latitude-longitude grid about the polar axis by one grid step maps it
-onto itself, so a kernel built in each output point's own frame satisfies
-``psi(i, p; j, q) = psi(i, 0; j, q - p)``: for each pair of latitude rows it is a
-circular correlation in longitude, and in Fourier space a small matrix between
-latitude rows per longitudinal wavenumber ``m``,
-``Y_i(m) = sum_k W_k sum_j conj(G_kij(m)) X_j(m)`` with ``G_kij = rfft_q psi_k(i, 0; j, q)``
-(torch-harmonics stores its kernels the same way). Only rows within the radius
-are stored. The result equals the sparse kernel's to round-off.
+Rotating a latitude-longitude grid about the polar axis by ``2 pi / g`` maps the
+input and the output grid onto themselves (``g = gcd(nlon_in, nlon_out)``), and a
+kernel built in each output point's own frame is invariant under those
+rotations. So the whole operator is fixed by the output points of one period of
+longitudes: ``nlon_out / g`` meridians (one when the grids are the same or the
+output is coarser in longitude), each holding ``nlat_out`` points, against the
+whole input grid. Only those stencils are built (:func:`~geo_neuralop.kernels.disco.
+disco_edges` on the meridian points and the input points within the radius of
+them), as torch-harmonics stores its kernels: memory and build time grow like
+``nlat x neighbours``, not ``nlat x nlon x neighbours``.
+
+Applying a meridian's stencils at every longitude is a circular correlation in
+longitude: for each pair of latitude rows, ``Y_i(m) = sum_k W_k sum_j conj(G_kij(m))
+X_j(m)`` per longitudinal wavenumber ``m``, with ``G_kij = rfft_q psi_k(i; j, q)``. The
+correlation is evaluated at every input longitude shift and sampled at the shifts
+of the output longitudes (every ``nlon_in / g``-th), which covers coarser output
+grids; finer output grids in longitude interleave the meridians. The result equals
+the sparse kernel between the full grids to round-off.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from geo_neuralop.kernels.sparse import DiscoKernel
+from geo_neuralop.geometry.grid_spec import SphereGridSpec
+from geo_neuralop.kernels.basis import FilterBasis, get_basis
+from geo_neuralop.kernels.disco import NORMALIZATIONS, StencilPoints, disco_edges
+from geo_neuralop.utils.checks import is_number
 
-__all__ = ["SphereRingKernel"]
+__all__ = ["MAX_STORED_SPECTRA_BYTES", "RingStencil", "SphereRingKernel", "ring_meridians"]
+
+#: Spectra of a ring kernel are kept in memory up to this size; larger kernels (0.25 degree
+#: grids) recompute each latitude block's spectra from its few stencil values at every
+#: call, which costs a few percent of the product and no memory.
+MAX_STORED_SPECTRA_BYTES = 64 * 1024**2
+
+#: A block's spectra come from a direct DFT of its nonzero stencil longitudes (a sparse
+#: product, cost ``2 M`` per value) unless an FFT of the whole block, cost about
+#: ``DFT_COST_RATIO * P nlon log2(nlon)``, is cheaper (blocks near the poles).
+DFT_COST_RATIO = 2.5
 
 
-class SphereRingKernel:
-    """Ring-symmetric sphere kernels in Fourier space, ready to apply to grids.
+@dataclass(frozen=True)
+class RingStencil:
+    """How one DISCO kernel of a ring kernel is built.
 
     Parameters
     ----------
-    kernels : sequence of DiscoKernel
-        Kernels from a ``nlat x nlon`` latitude-longitude grid to itself, point
-        ``i * nlon + p`` at latitude row ``i`` and longitude ``2 pi p / nlon``
-        (the layout of :func:`~geo_neuralop.geometry.sphere_grid`). Their basis
-        functions are concatenated in order: ``K = sum K_n``.
-    nlat, nlon : int
-        Grid size.
+    basis : FilterBasis
+    radius : float
+        Support radius, a geodesic angle in radians, in (0, pi).
+    normalization : {"none", "mean", "nodal"}
+        See :func:`~geo_neuralop.kernels.disco_kernel`.
+    differential : bool
+        A differential (zero-sum, linearly consistent, divided by the radius)
+        kernel; needs the output grid to be the input grid.
+    """
+
+    basis: FilterBasis
+    radius: float
+    normalization: str = "mean"
+    differential: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.basis, FilterBasis):
+            raise TypeError(f"basis must be a FilterBasis, got {type(self.basis).__name__}")
+        if not is_number(self.radius) or not 0 < float(self.radius) < math.pi:
+            raise ValueError(f"radius must be an angle in (0, pi) radians, got {self.radius!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
+                             f"{self.normalization!r}")
+
+
+def ring_meridians(nlon_in: int, nlon_out: int) -> int:
+    """Output meridians a ring kernel builds: ``nlon_out / gcd(nlon_in, nlon_out)``.
+
+    One when ``nlon_out`` divides ``nlon_in`` (same grid or coarser output), ``f``
+    when the output is ``f`` times finer; the product's cost grows with it.
+    """
+    return nlon_out // math.gcd(nlon_in, nlon_out)
+
+
+class SphereRingKernel:
+    """DISCO kernels between two latitude-longitude grids, ready to apply through FFTs.
+
+    Parameters
+    ----------
+    in_grid, out_grid : SphereGridSpec or (nlat, nlon, grid)
+        Input and output grids (torch-harmonics' layout: latitude rows north to
+        south, longitudes ``2 pi q / nlon``).
+    stencils : sequence of RingStencil or dict
+        The kernels, their basis functions concatenated in order: ``K = sum K_n``.
+        Dicts are ``RingStencil`` arguments (``basis`` a FilterBasis, or a name
+        with ``kernel_shape``).
     block_rows : int, optional
-        Output latitude rows per block (default: the kernel's half-width in rows,
-        at least 4; the fastest on CPU at 32 x 64 to 128 x 256).
+        Output rows (latitude rows times meridians) per block of the product
+        (default: about half the rows a stencil spans, at least 4).
     dtype : torch.dtype
-        Real dtype of the stored spectra.
+        Real dtype of the spectra.
     device : torch.device or str, optional
-    check_symmetry : bool
-        Verify that every kernel is invariant under longitude shifts (to 1e-9
-        relative for float64 kernels, 100 machine epsilons for others), raising
-        ``ValueError`` otherwise. It is for any kernel built
-        in the output point's frame on such a grid.
+    max_stored_bytes : int
+        Keep the spectra of all blocks when they take at most this many bytes;
+        otherwise each block's spectra are recomputed from its stencil values at
+        every call (see :data:`MAX_STORED_SPECTRA_BYTES`).
 
     Notes
     -----
-    Memory: ``nblocks * (nlon // 2 + 1) * block_rows * K * window`` complex
-    values, about ``K * nlat * window * nlon`` reals, where ``window`` is the
-    number of latitude rows a block reads.
+    Stored spectra take ``4 K n_rows window (nlon_in // 2 + 1)`` reals, where
+    ``n_rows = nlat_out * meridians`` and ``window`` is the number of input rows a
+    block reads (about twice the stencil's half-width in rows plus ``block_rows``);
+    the stencils themselves take ``K`` values per edge of the meridians.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from geo_neuralop.kernels import PiecewiseLinearBasis
+    >>> ring = SphereRingKernel((33, 64, "equiangular"), (17, 32, "equiangular"),
+    ...                         [RingStencil(PiecewiseLinearBasis((3, 4)), radius=0.3)])
+    >>> ring.apply(torch.randn(2, 3, 33, 64), torch.randn(8, 3, ring.kernel_size)).shape
+    torch.Size([2, 8, 17, 32])
     """
 
-    def __init__(self, kernels: Sequence[DiscoKernel], nlat: int, nlon: int,
-                 block_rows: int | None = None, dtype: torch.dtype = torch.float32,
-                 device: torch.device | str | None = None, check_symmetry: bool = True) -> None:
-        if not kernels:
-            raise ValueError("kernels must hold at least one DiscoKernel")
-        n = nlat * nlon
-        rings = []  # per kernel: (output row, input row, input lon, values [E0, K])
-        for index, kernel in enumerate(kernels):
-            if not isinstance(kernel, DiscoKernel):
-                raise TypeError(f"kernels[{index}] must be a DiscoKernel, got "
-                                f"{type(kernel).__name__}")
-            if kernel.total_src != n or kernel.total_dst != n:
-                raise ValueError(f"kernels[{index}] maps {kernel.total_src} -> "
-                                 f"{kernel.total_dst} points, expected the {nlat} x {nlon} grid "
-                                 f"({n} points) to itself")
-            src, dst = kernel.edge_index[0].cpu(), kernel.edge_index[1].cpu()
-            values = kernel.edge_values.detach().cpu().to(torch.float64)
-            # the basis vanishes at the radius: edges at (round-off from) exactly the radius
-            # have values ~1e-16 of the others, and which of them the neighbour search keeps
-            # varies from one longitude to the next, so they are dropped
-            size = values.abs().amax(dim=1)
-            # tolerances follow the precision the kernel was stored in
-            eps = torch.finfo(kernel.edge_values.dtype).eps
-            tiny, tol = max(1e-12, 10 * eps), max(1e-9, 100 * eps)
-            nonzero = size > tiny * float(size.max()) if len(size) else size > 0
-            src, dst, values = src[nonzero], dst[nonzero], values[nonzero]
-            first = dst % nlon == 0
-            rings.append((dst[first] // nlon, src[first] // nlon, src[first] % nlon,
-                          values[first]))
-            if check_symmetry:
-                _check_ring_symmetry(index, src, dst, values, rings[-1], nlat, nlon, tol)
-        k_total = sum(r[3].shape[1] for r in rings)
-        half = 0
-        for out_row, in_row, _, _ in rings:
-            if len(out_row):
-                half = max(half, int((in_row - out_row).abs().max()))
-        rows = block_rows if block_rows is not None else max(4, half)
+    def __init__(self, in_grid: SphereGridSpec | Sequence, out_grid: SphereGridSpec | Sequence,
+                 stencils: Sequence[RingStencil | dict], block_rows: int | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                 max_stored_bytes: int = MAX_STORED_SPECTRA_BYTES) -> None:
+        self.in_grid, self.out_grid = _grid("in_grid", in_grid), _grid("out_grid", out_grid)
+        specs = [_stencil(i, s) for i, s in enumerate(stencils)]
+        if not specs:
+            raise ValueError("stencils must hold at least one RingStencil")
+        for i, spec in enumerate(specs):
+            if spec.differential and self.in_grid != self.out_grid:
+                raise ValueError(f"stencils[{i}] is differential, which needs out_grid == in_grid, "
+                                 f"got {self.in_grid} and {self.out_grid}")
+        (nlat_in, nlon_in), (nlat_out, nlon_out) = self.in_grid.shape, self.out_grid.shape
+        self.nlat_in, self.nlon_in, self.nlat_out, self.nlon_out = nlat_in, nlon_in, nlat_out, \
+            nlon_out
+        self.period = math.gcd(nlon_in, nlon_out)  # longitude shifts that map both grids
+        self.meridians = nlon_out // self.period
+        self.shift = nlon_in // self.period  # input longitudes per output shift
+        self.n_freq = nlon_in // 2 + 1
+        self.stencils = specs
+        taps = _meridian_taps(self.in_grid, self.out_grid, specs)  # rows, in rows, lons, values
+        self.kernel_size = taps[3].shape[1]
+        self.num_edges = int(taps[0].shape[0])
+        self._layout(taps, block_rows)
+        self.dtype, self.device = dtype, torch.device("cpu") if device is None else \
+            torch.device(device)
+        self.matrices: torch.Tensor | None = None
+        stored = self.spectra_bytes(dtype)
+        if stored <= max_stored_bytes:
+            matrices = torch.empty(self.n_blocks, self.n_freq, 2 * self.block_rows *
+                                   self.kernel_size, 2 * self.window, dtype=dtype)
+            for b in range(self.n_blocks):
+                matrices[b] = self._block_matrix(b, torch.float64)
+            self.matrices = matrices.to(device=device)
+        self.tap_index = self.tap_index.to(self.device)
+        self.tap_values = self.tap_values.to(device=self.device, dtype=dtype)
+
+    # ------------------------------------------------------------------ layout
+    def _layout(self, taps, block_rows: int | None) -> None:
+        out_row, in_row, in_lon, values = taps
+        n_rows = self.nlat_out * self.meridians
+        lo = torch.full((n_rows,), self.nlat_in, dtype=torch.int64).scatter_reduce(
+            0, out_row, in_row, "amin")
+        hi = torch.full((n_rows,), -1, dtype=torch.int64).scatter_reduce(
+            0, out_row, in_row, "amax")
+        span = int((hi - lo).max()) + 1
+        rows = block_rows if block_rows is not None else self.meridians * max(4, span // 2)
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
             raise ValueError(f"block_rows must be a positive int, got {block_rows!r}")
-        rows = min(rows, nlat)
-        n_blocks = math.ceil(nlat / rows)
-        window = rows + 2 * half
-        # Block b reads the rows b * rows - half ... b * rows + rows + half - 1 of the input,
-        # which is zero-padded by `half` rows in front and enough rows behind.
-        ring = torch.zeros(n_blocks, rows, window, k_total, nlon, dtype=torch.float64)
-        k0 = 0
-        for out_row, in_row, in_lon, values in rings:
-            block, local = out_row // rows, out_row % rows
-            offset = in_row - (block * rows - half)
-            for kk in range(values.shape[1]):
-                ring[block, local, offset, k0 + kk, in_lon] += values[:, kk]
-            k0 += values.shape[1]
-        # correlation in longitude: conj(rfft); complex [nb, M, rows, window, K]
-        g = torch.fft.rfft(ring, dim=-1).conj().permute(0, 4, 1, 2, 3)
-        # The complex product as one real matrix per (block, m): output rows
-        # (re, im) x rows x K, input rows window x (re, im).
-        real, imag = g.real.transpose(3, 4), g.imag.transpose(3, 4)  # [nb, M, rows, K, window]
-        top = torch.stack([real, -imag], dim=-1)  # [nb, M, rows, K, window, 2]
-        bottom = torch.stack([imag, real], dim=-1)
-        blocks = torch.stack([top, bottom], dim=2)  # [nb, M, 2, rows, K, window, 2]
-        n_freq = blocks.shape[1]
-        self.nlat, self.nlon, self.kernel_size = nlat, nlon, k_total
-        self.block_rows, self.window, self.n_blocks, self.half = rows, window, n_blocks, half
-        self.n_freq = n_freq
-        self.matrices = blocks.reshape(n_blocks, n_freq, 2 * rows * k_total, window * 2).to(
-            dtype=dtype, device=device).contiguous()
+        rows = min(rows, n_rows)
+        n_blocks = math.ceil(n_rows / rows)
+        block = torch.arange(n_rows) // rows
+        starts = torch.full((n_blocks,), self.nlat_in, dtype=torch.int64).scatter_reduce(
+            0, block, lo, "amin")
+        ends = torch.zeros(n_blocks, dtype=torch.int64).scatter_reduce(0, block, hi + 1, "amax")
+        self.n_rows, self.block_rows, self.n_blocks = n_rows, rows, n_blocks
+        self.window = int((ends - starts).max())
+        self.starts = [int(s) for s in starts]
+        self.padded_rows = max(self.nlat_in, max(self.starts) + self.window)
+        # every stencil value's place in its block's dense taps [nlon_in, rows, K, window]
+        k = values.shape[1]
+        tap_block = out_row // rows
+        local = out_row % rows
+        offset = in_row - starts[tap_block]
+        base = ((in_lon[:, None] * rows + local[:, None]) * k + torch.arange(k)) * self.window \
+            + offset[:, None]  # [E, K]
+        nonzero = values != 0  # each stencil fills only its own columns
+        value_block = tap_block[:, None].expand(-1, k)[nonzero]
+        order = torch.argsort(value_block, stable=True)
+        index_dtype = torch.int32 if rows * k * self.window * self.nlon_in < 2**31 else \
+            torch.int64
+        self.tap_index = base[nonzero][order].to(index_dtype)
+        self.tap_values = values[nonzero][order]
+        counts = torch.bincount(value_block, minlength=n_blocks)
+        self.tap_ptr = [0] + torch.cumsum(counts, 0).tolist()
+
+    def spectra_bytes(self, dtype: torch.dtype = torch.float32) -> int:
+        """Bytes the spectra of all blocks take when stored."""
+        return (self.n_blocks * self.n_freq * 4 * self.block_rows * self.kernel_size
+                * self.window * torch.empty(0, dtype=dtype).element_size())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held now (stored spectra, if any, and the stencil values)."""
+        held = self.tap_index.numel() * self.tap_index.element_size() + \
+            self.tap_values.numel() * self.tap_values.element_size()
+        if self.matrices is not None:
+            held += self.matrices.numel() * self.matrices.element_size()
+        return int(held)
+
+    def block_matrix(self, block: int, dtype: torch.dtype) -> torch.Tensor:
+        """The real form of block ``block``'s spectra, ``[M, 2 rows K, 2 window]``."""
+        if self.matrices is not None:
+            return self.matrices[block].to(dtype)
+        return self._block_matrix(block, dtype)
+
+    def _block_matrix(self, block: int, dtype: torch.dtype) -> torch.Tensor:
+        """Block ``block``'s spectra from its stencil values: ``h = rfft_q`` of the stencils in
+        longitude, ``[M, P]`` with ``P = rows K window``, as a direct DFT of the few nonzero
+        longitudes (a sparse product with a cosine/sine table) or, for blocks whose stencils
+        cover whole rings (near the poles), an FFT."""
+        rows, k, window, nlon = self.block_rows, self.kernel_size, self.window, self.nlon_in
+        width = rows * k * window
+        a, b = self.tap_ptr[block], self.tap_ptr[block + 1]
+        work = torch.float64 if dtype == torch.float64 else torch.float32
+        device = self.tap_values.device
+        flat, values = self.tap_index[a:b].long(), self.tap_values[a:b].to(work)
+        out = torch.empty(self.n_freq, 2, width, 2, dtype=work, device=device)
+        if (b - a) * 2 * self.n_freq < DFT_COST_RATIO * width * nlon * max(math.log2(nlon), 1.0):
+            table = self._dft_table(work, device)  # [nlon, 2 M]: cos, -sin
+            with warnings.catch_warnings():  # "sparse invariant checks are disabled"
+                warnings.simplefilter("ignore", UserWarning)
+                taps = torch.sparse_coo_tensor(torch.stack([flat % width, flat // width]),
+                                               values, (width, nlon))
+            spectra = torch.sparse.mm(taps, table)  # [P, 2M]: re h, im h
+            real, imag = spectra[:, : self.n_freq].T, spectra[:, self.n_freq:].T
+        else:
+            dense = torch.zeros(nlon * width, dtype=work, device=device)
+            dense.index_put_((flat,), values, accumulate=True)
+            h = torch.fft.rfft(dense.view(nlon, width), dim=0)
+            real, imag = h.real, h.imag
+        # The correlation takes g = conj(h) = A + iB. The complex product as one real matrix
+        # per m, columns the input rows' (re, im): output re rows (A, -B) = (re h, im h),
+        # output im rows (B, A) = (-im h, re h).
+        out[:, 0, :, 0] = real
+        out[:, 0, :, 1] = imag
+        out[:, 1, :, 0] = -imag
+        out[:, 1, :, 1] = real
+        return out.view(self.n_freq, 2 * rows * k, 2 * window).to(dtype)
+
+    def _dft_table(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (dtype, str(device))
+        if getattr(self, "_table_key", None) != key:
+            turns = torch.outer(torch.arange(self.nlon_in), torch.arange(self.n_freq)) \
+                % self.nlon_in  # q m mod N, exact
+            angle = (2.0 * math.pi / self.nlon_in) * turns.double()
+            self._table = torch.cat([torch.cos(angle), -torch.sin(angle)], dim=1).to(
+                dtype=dtype, device=device)
+            self._table_key = key
+        return self._table
 
     def to(self, dtype: torch.dtype | None = None,
            device: torch.device | str | None = None) -> SphereRingKernel:
-        """Move the stored matrices (in place) and return ``self``."""
-        self.matrices = self.matrices.to(dtype=dtype, device=device)
+        """Move the stored arrays (in place) and return ``self``."""
+        if self.matrices is not None:
+            self.matrices = self.matrices.to(dtype=dtype, device=device)
+        self.tap_values = self.tap_values.to(dtype=dtype, device=device)
+        self.tap_index = self.tap_index.to(device=device)
+        self.dtype = dtype or self.dtype
+        self.device = torch.device(device) if device is not None else self.device
         return self
 
+    # ------------------------------------------------------------------ apply
     def apply(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """``y[b, o] = sum_k sum_c weight[o, c, k] (psi_k * x[b, c])`` on the grid.
+        """``y[b, o] = sum_k sum_c weight[o, c, k] (psi_k * x[b, c])`` on the output grid.
 
         Parameters
         ----------
-        x : torch.Tensor, shape [B, C_in, nlat, nlon]
+        x : torch.Tensor, shape [B, C_in, nlat_in, nlon_in]
         weight : torch.Tensor, shape [C_out, C_in, K]
-            ``K = self.kernel_size`` (the kernels' basis functions in order).
+            ``K = self.kernel_size`` (the stencils' basis functions in order).
 
         Returns
         -------
-        torch.Tensor, shape [B, C_out, nlat, nlon]
+        torch.Tensor, shape [B, C_out, nlat_out, nlon_out]
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[2:]) != (
-                self.nlat, self.nlon):
-            raise ValueError(f"x must have shape [B, C, {self.nlat}, {self.nlon}], got "
+                self.nlat_in, self.nlon_in):
+            raise ValueError(f"x must have shape [B, C, {self.nlat_in}, {self.nlon_in}], got "
                              f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)}")
         c_out, c_in, k = weight.shape
         if x.shape[1] != c_in or k != self.kernel_size:
@@ -154,91 +309,178 @@ class SphereRingKernel:
         b, nb, rows = x.shape[0], self.n_blocks, self.block_rows
         x_hat = torch.view_as_real(torch.fft.rfft(x, dim=-1))  # [B, C, nlat, M, 2]
         x_hat = x_hat.permute(0, 3, 2, 4, 1)  # [B, M, nlat, 2, C]
-        pad_back = nb * rows + self.half - self.nlat
-        x_hat = torch.nn.functional.pad(x_hat, (0, 0, 0, 0, self.half, pad_back))
-        y = _RingBlockProduct.apply(x_hat.contiguous(), w.to(x_hat.dtype),
-                                    self.matrices.to(x_hat.dtype), rows, self.window, k)
+        x_hat = torch.nn.functional.pad(x_hat, (0, 0, 0, 0, 0, self.padded_rows - self.nlat_in))
+        y = _RingBlockProduct.apply(x_hat.contiguous(), w.to(x_hat.dtype), self)
         y = y.view(b, nb, self.n_freq, 2, rows, c_out)
         y_hat = torch.complex(y[:, :, :, 0], y[:, :, :, 1]).transpose(1, 2).reshape(
-            b, self.n_freq, nb * rows, c_out)
-        out = torch.fft.irfft(y_hat[:, :, : self.nlat], n=self.nlon, dim=1)  # [B, nlon, nlat, O]
-        return out.permute(0, 3, 2, 1).to(dtype)
+            b, self.n_freq, nb * rows, c_out)[:, :, : self.n_rows]
+        z = torch.fft.irfft(y_hat, n=self.nlon_in, dim=1)  # [B, shifts, rows, O]
+        z = z[:, :: self.shift]  # the shifts of the output longitudes: [B, period, rows, O]
+        out = z.reshape(b, self.period, self.nlat_out, self.meridians, c_out)
+        out = out.permute(0, 4, 2, 1, 3).reshape(b, c_out, self.nlat_out, self.nlon_out)
+        return out.to(dtype)
+
+    def dense(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """The operator as a dense ``[K, nlat_out * nlon_out, nlat_in * nlon_in]`` tensor
+        (tests and small grids only)."""
+        rows, k, window, nlon = self.block_rows, self.kernel_size, self.window, self.nlon_in
+        out = torch.zeros(k, self.nlat_out * self.nlon_out, self.nlat_in * nlon, dtype=dtype)
+        for block in range(self.n_blocks):
+            a, b = self.tap_ptr[block], self.tap_ptr[block + 1]
+            flat = self.tap_index[a:b].cpu().long()
+            offset, rest = flat % window, flat // window
+            kk, rest = rest % k, rest // k
+            local, lon = rest % rows, rest // rows
+            row = block * rows + local
+            lat_out, meridian = row // self.meridians, row % self.meridians
+            lat_in = self.starts[block] + offset
+            values = self.tap_values[a:b].cpu().to(dtype)
+            for t in range(self.period):
+                p = meridian + self.meridians * t
+                q = (lon + self.shift * t) % nlon
+                out.index_put_((kk, lat_out * self.nlon_out + p, lat_in * nlon + q), values,
+                               accumulate=True)
+        return out
 
 
 class _RingBlockProduct(torch.autograd.Function):
-    """Per sample and latitude block: the ring kernels on the block's window of rows,
+    """Per latitude block and sample: the ring spectra on the block's window of input rows,
     ``[M, 2 rows K, window 2] @ [M, window 2, C_in]``, then the channel mixing
     ``[(M 2 rows), (K C_in)] @ [(K C_in), C_out]``. Working block by block keeps the
     ``K``-times-larger basis responses small (a block's fit in cache and reuse heap
-    memory, where whole-batch intermediates page-faulted fresh memory on every call), and
-    they are not stored: the backward recomputes them (one small product) instead.
+    memory), and they are not stored: the backward recomputes them (one small product).
 
-    Shapes: ``x_hat [B, M, J, 2, C_in]`` (padded rows ``J``), ``w [K C_in, C_out]``,
-    ``matrices [nb, M, 2 rows K, window 2]`` -> ``[B, nb, M, 2 rows, C_out]``.
+    Shapes: ``x_hat [B, M, J, 2, C_in]`` (padded rows ``J``), ``w [K C_in, C_out]`` ->
+    ``[B, nb, M, 2 rows, C_out]``.
     """
 
     @staticmethod
-    def forward(ctx, x_hat: torch.Tensor, w: torch.Tensor, matrices: torch.Tensor, rows: int,
-                window: int, k: int) -> torch.Tensor:
+    def forward(ctx, x_hat: torch.Tensor, w: torch.Tensor,
+                ring: SphereRingKernel) -> torch.Tensor:
         b, m, _, _, c_in = x_hat.shape
-        nb = matrices.shape[0]
+        rows, window, k, nb = ring.block_rows, ring.window, ring.kernel_size, ring.n_blocks
         c_out = w.shape[1]
         out = x_hat.new_empty(b, nb, m, 2 * rows, c_out)
-        for i in range(b):
-            for blk in range(nb):
-                rows_in = x_hat[i, :, blk * rows: blk * rows + window].reshape(m, 2 * window,
-                                                                                c_in)
-                responses = torch.bmm(matrices[blk], rows_in)  # [M, 2 rows K, C_in]
+        for blk in range(nb):
+            matrix = ring.block_matrix(blk, x_hat.dtype)
+            start = ring.starts[blk]
+            for i in range(b):
+                rows_in = x_hat[i, :, start: start + window].reshape(m, 2 * window, c_in)
+                responses = torch.bmm(matrix, rows_in)  # [M, 2 rows K, C_in]
                 torch.mm(responses.view(m * 2 * rows, k * c_in), w,
                          out=out[i, blk].view(m * 2 * rows, c_out))
-        ctx.save_for_backward(x_hat, w, matrices)
-        ctx.rows, ctx.window, ctx.k = rows, window, k
+        ctx.save_for_backward(x_hat, w)
+        ctx.ring = ring
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        x_hat, w, matrices = ctx.saved_tensors
-        rows, window, k = ctx.rows, ctx.window, ctx.k
+        x_hat, w = ctx.saved_tensors
+        ring = ctx.ring
+        rows, window, k, nb = ring.block_rows, ring.window, ring.kernel_size, ring.n_blocks
         b, m, _, _, c_in = x_hat.shape
-        nb = matrices.shape[0]
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = torch.zeros_like(x_hat) if need_x else None
         grad_w = torch.zeros_like(w) if need_w else None
-        transposed = matrices.transpose(2, 3)  # [nb, M, window 2, 2 rows K], a view
-        for i in range(b):
-            for blk in range(nb):
-                window_rows = slice(blk * rows, blk * rows + window)
+        for blk in range(nb):
+            matrix = ring.block_matrix(blk, x_hat.dtype)
+            transposed = matrix.transpose(1, 2)  # [M, window 2, 2 rows K], a view
+            window_rows = slice(ring.starts[blk], ring.starts[blk] + window)
+            for i in range(b):
                 grad_out = grad[i, blk].reshape(m * 2 * rows, -1)
                 if need_w:
                     rows_in = x_hat[i, :, window_rows].reshape(m, 2 * window, c_in)
-                    responses = torch.bmm(matrices[blk], rows_in)
+                    responses = torch.bmm(matrix, rows_in)
                     grad_w.addmm_(responses.view(m * 2 * rows, k * c_in).T, grad_out)
                 if need_x:
                     grad_responses = (grad_out @ w.T).view(m, 2 * rows * k, c_in)
-                    grad_x[i, :, window_rows] += torch.bmm(transposed[blk], grad_responses).view(
+                    grad_x[i, :, window_rows] += torch.bmm(transposed, grad_responses).view(
                         m, window, 2, c_in)
-        return grad_x, grad_w, None, None, None, None
+        return grad_x, grad_w, None
 
 
-def _check_ring_symmetry(index: int, src: torch.Tensor, dst: torch.Tensor,
-                         values: torch.Tensor, ring, nlat: int, nlon: int,
-                         tol: float = 1e-9) -> None:
-    """Every output point's row equals ring 0's row of its latitude, shifted in longitude."""
-    out_row, in_row, in_lon, ring_values = ring
-    ring_keys = (out_row * nlat + in_row) * nlon + in_lon
-    order = torch.argsort(ring_keys)
-    ring_keys, ring_values = ring_keys[order], ring_values[order]
-    keys = (dst // nlon * nlat + src // nlon) * nlon + (src % nlon - dst % nlon) % nlon
-    position = torch.searchsorted(ring_keys, keys).clamp(max=max(len(ring_keys) - 1, 0))
-    found = ring_keys[position] == keys if len(ring_keys) else torch.zeros_like(keys, dtype=bool)
-    counts = torch.bincount(dst // nlon, minlength=nlat)
-    ring_counts = torch.bincount(out_row, minlength=nlat) * nlon
-    error = 0.0
-    if bool(found.all()) and values.numel():
-        error = float((ring_values[position] - values).abs().max())
-    scale = float(values.abs().max()) if values.numel() else 1.0
-    if not bool(found.all()) or not torch.equal(counts, ring_counts) or error > tol * scale:
-        raise ValueError(f"kernels[{index}] is not invariant under longitude shifts "
-                         f"({int((~found).sum())} edges without a partner in ring 0, max "
-                         f"deviation {error:.3g}); it cannot be applied by ring FFTs")
+def _grid(name: str, grid: SphereGridSpec | Sequence) -> SphereGridSpec:
+    if isinstance(grid, SphereGridSpec):
+        return grid
+    if isinstance(grid, (tuple, list)) and len(grid) in (2, 3):
+        return SphereGridSpec(*grid)
+    raise TypeError(f"{name} must be a SphereGridSpec or (nlat, nlon, grid), got {grid!r}")
+
+
+def _stencil(index: int, spec: RingStencil | dict) -> RingStencil:
+    if isinstance(spec, RingStencil):
+        return spec
+    if isinstance(spec, dict):
+        spec = dict(spec)
+        shape = spec.pop("kernel_shape", None)
+        basis = spec.pop("basis", "piecewise_linear")
+        return RingStencil(get_basis(basis, None if isinstance(basis, FilterBasis) else shape),
+                           **spec)
+    raise TypeError(f"stencils[{index}] must be a RingStencil or a dict, got "
+                    f"{type(spec).__name__}")
+
+
+def _meridian_taps(in_grid: SphereGridSpec, out_grid: SphereGridSpec,
+                   stencils: Sequence[RingStencil]):
+    """The stencils of the output meridians against the input grid.
+
+    Returns ``(out_row [E], in_row [E], in_lon [E], values [E, K])`` (int64 and
+    float64 tensors), output row ``i * meridians + r`` for latitude ``i`` and meridian
+    ``r`` at longitude ``2 pi r / nlon_out``; each stencil's values fill its own
+    columns of ``values``.
+    """
+    (nlat_in, nlon_in), (nlat_out, nlon_out) = in_grid.shape, out_grid.shape
+    meridians = ring_meridians(nlon_in, nlon_out)
+    colat_out = out_grid.colatitudes()
+    lon_out = 2.0 * np.pi * np.arange(meridians) / nlon_out
+    sin_t = np.sin(colat_out)
+    sin_t[(colat_out == 0.0) | (colat_out == np.pi)] = 0.0
+    frame_colat = np.repeat(colat_out, meridians)
+    frame_lon = np.tile(lon_out, nlat_out)
+    dst_pos = np.stack([np.repeat(sin_t, meridians) * np.cos(frame_lon),
+                        np.repeat(sin_t, meridians) * np.sin(frame_lon),
+                        np.repeat(np.cos(colat_out), meridians)], axis=1)
+    # input points that can lie within the radius of a meridian: in the frame of a meridian
+    # at longitude lam, a point within chord c of it has |y| <= c and x >= -c
+    reach = 2.0 * math.sin(min(max(s.radius for s in stencils), math.pi) / 2) * (1 + 1e-9) \
+        + 1e-12
+    colat_in = in_grid.colatitudes()
+    sin_in = np.sin(colat_in)
+    sin_in[(colat_in == 0.0) | (colat_in == np.pi)] = 0.0
+    lon_in = in_grid.longitudes()
+    near = np.zeros((nlat_in, nlon_in), dtype=bool)
+    for lam in lon_out:
+        x = np.outer(sin_in, np.cos(lon_in - lam))
+        y = np.outer(sin_in, np.sin(lon_in - lam))
+        near |= (np.abs(y) <= reach) & (x >= -reach)
+    in_row, in_lon = np.nonzero(near)
+    unit = in_grid.unit_vectors()
+    src_pos = unit[in_row, in_lon]
+    weights = in_grid.weights(torch.float64).numpy()
+    src_weights = weights[in_row, in_lon]
+    self_index = None
+    if any(s.differential for s in stencils):  # same grid: meridian 0 is input longitude 0
+        lookup = -np.ones((nlat_in, nlon_in), dtype=np.int64)
+        lookup[in_row, in_lon] = np.arange(len(in_row))
+        self_index = lookup[np.arange(nlat_out), 0]
+    points = StencilPoints(src_pos=src_pos, src_weights=src_weights, dst_pos=dst_pos,
+                           manifold="sphere", box=None, dst_frame=(frame_colat, frame_lon),
+                           total_weight=float(weights.sum()), self_index=self_index,
+                           tangent_dim=2)
+    rows, srcs, parts = [], [], []
+    k_total = sum(s.basis.kernel_size for s in stencils)
+    k0 = 0
+    for spec in stencils:
+        edge_index, values = disco_edges(points, spec.basis, float(spec.radius),
+                                         spec.normalization, spec.differential, torch.float64)
+        k = values.shape[0]
+        full = torch.zeros(edge_index.shape[1], k_total, dtype=torch.float64)
+        full[:, k0:k0 + k] = values.T
+        rows.append(edge_index[1].long())
+        srcs.append(edge_index[0].long())
+        parts.append(full)
+        k0 += k
+    src = torch.cat(srcs)
+    in_row_t, in_lon_t = torch.from_numpy(in_row)[src], torch.from_numpy(in_lon)[src]
+    return torch.cat(rows), in_row_t, in_lon_t, torch.cat(parts)

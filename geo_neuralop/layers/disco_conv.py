@@ -14,6 +14,7 @@ from geo_neuralop.geometry.fingerprint import geometry_fingerprint
 from geo_neuralop.geometry.point_cloud import PointCloud
 from geo_neuralop.kernels.basis import FilterBasis, get_basis
 from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES, NORMALIZATIONS, disco_kernel
+from geo_neuralop.kernels.radius_field import RadiusField
 from geo_neuralop.kernels.sparse import DiscoKernel
 from geo_neuralop.utils.cache import BoundedCache
 from geo_neuralop.utils.checks import check_positive_int, check_positive_number, is_number
@@ -21,17 +22,11 @@ from geo_neuralop.utils.checks import check_positive_int, check_positive_number,
 __all__ = ["DiscoConv", "geometry_fingerprint"]
 
 
-class _SparseProduct(torch.autograd.Function):
-    """``matrix @ x`` with the backward pass ``matrix_t @ grad`` (the kernel is fixed)."""
-
-    @staticmethod
-    def forward(ctx, matrix: torch.Tensor, matrix_t: torch.Tensor, x: torch.Tensor):
-        ctx.matrix_t = matrix_t
-        return torch.sparse.mm(matrix, x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.matrix_t, grad.contiguous())
+def _checked_radius(radius: Any) -> float | RadiusField:
+    """A positive number, or a :class:`~geo_neuralop.kernels.RadiusField` (a radius per
+    position; its kernels need ``normalization="nodal"``)."""
+    return radius if isinstance(radius, RadiusField) else check_positive_number("radius",
+                                                                                radius)
 
 
 def _samples(cloud: Any, name: str) -> list[PointCloud]:
@@ -62,9 +57,11 @@ class DiscoConv(nn.Module):
     kernel_shape : int or tuple
         Basis shape (see :class:`~geo_neuralop.kernels.PiecewiseLinearBasis`).
     basis : {"piecewise_linear", "morlet", "zernike"} or FilterBasis
-    radius : float or None
+    radius : float, RadiusField or None
         Support radius: a length in the cloud's units, or the geodesic angle in
-        radians on the sphere. None: the caller gives a radius at every call
+        radians on the sphere; a :class:`~geo_neuralop.kernels.RadiusField` for
+        a radius that varies with position (graded meshes; with
+        ``normalization="nodal"``). None: the caller gives a radius at every call
         (e.g. a radius per sample).
     groups : int
         Channel groups: weight ``[out_channels, in_channels / groups, K]``.
@@ -87,7 +84,8 @@ class DiscoConv(nn.Module):
     Shapes: forward(x, src, dst=None, radius=None): ``x [B, N_src, C_in]`` or ``[N_src, C_in]``
     (e.g. a PyG batch, whose kernels are block-diagonal) -> ``[B, N_dst, C_out]`` or
     ``[N_dst, C_out]``. ``src`` is a :class:`PointCloud` or PyG batch of them, or a
-    prebuilt :class:`~geo_neuralop.kernels.DiscoKernel`; ``dst`` defaults to ``src``.
+    prebuilt :class:`~geo_neuralop.kernels.DiscoKernel` (or a list of them, one per
+    cloud of a batch); ``dst`` defaults to ``src``.
 
     Examples
     --------
@@ -130,7 +128,7 @@ class DiscoConv(nn.Module):
                 f"divisible by groups ({groups})"
             )
         if radius is not None:
-            radius = check_positive_number("radius", radius)
+            radius = _checked_radius(radius)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
                              f"{normalization!r}")
@@ -160,7 +158,7 @@ class DiscoConv(nn.Module):
                 raise ValueError(f"{type(self).__name__} was built with radius=None, so every "
                                  "call must give radius=")
             return self.radius
-        return check_positive_number("radius", radius)
+        return _checked_radius(radius)
 
     def build_kernel(self, src: PointCloud, dst: PointCloud | None = None,
                      radius: float | None = None,
@@ -194,7 +192,7 @@ class DiscoConv(nn.Module):
         targets = sources if dst is None else _samples(dst, "dst")
         if len(targets) != len(sources):
             raise ValueError(f"dst holds {len(targets)} clouds but src holds {len(sources)}")
-        if radius is None or is_number(radius):
+        if radius is None or is_number(radius) or isinstance(radius, RadiusField):
             radii = [self._radius(radius)] * len(sources)  # type: ignore[arg-type]
         else:
             radii = [self._radius(r) for r in radius]  # type: ignore[union-attr]
@@ -281,7 +279,8 @@ class DiscoConv(nn.Module):
                         f"kernel {i} was built for another {role} geometry than {role} cloud "
                         f"{i} ({cloud.num_nodes} points): its positions, weights or grid "
                         f"differ; build the kernel from this cloud")
-            if r is not None and not math.isclose(float(k.radius), float(r)):
+            if r is not None and not isinstance(r, RadiusField) and not math.isclose(
+                    float(k.radius), float(r)):
                 raise ValueError(f"kernel {i} has radius {float(k.radius):g}, not {float(r):g}")
         return given
 
@@ -300,10 +299,11 @@ class DiscoConv(nn.Module):
                 raise ValueError("with kernel=, src must be the cloud the kernel was built "
                                  "from (it is checked against the kernel)")
             kernels = self.checked_kernels(kernel, src, dst, radius)
-        elif isinstance(src, DiscoKernel):
+        elif isinstance(src, DiscoKernel) or (isinstance(src, (list, tuple)) and src and all(
+                isinstance(k, DiscoKernel) for k in src)):
             if dst is not None or radius is not None:
                 raise ValueError("with a prebuilt kernel, dst and radius must not be given")
-            kernels = [src]
+            kernels = [src] if isinstance(src, DiscoKernel) else list(src)
         else:
             kernels = self.kernels_of(src, dst, radius, dtype=x.dtype)
         if x.dim() == 2:
@@ -386,11 +386,10 @@ class DiscoConv(nn.Module):
 
     def _convolve(self, xb: torch.Tensor, kernel: DiscoKernel) -> torch.Tensor:
         """``[B, N_src, C_in] -> [B, N_dst, C_out]`` with one kernel."""
-        matrix, matrix_t = kernel.sparse_matrices(xb.dtype, xb.device)
         n, k = kernel.total_dst, kernel.kernel_size
         # One sample at a time: every intermediate is then a view, no permuted copies.
-        outs = [self.contract(_SparseProduct.apply(matrix, matrix_t, xb[i]).view(
-                    n, k * xb.shape[-1])) for i in range(xb.shape[0])]
+        outs = [self.contract(kernel.responses(xb[i]).view(n, k * xb.shape[-1]))
+                for i in range(xb.shape[0])]
         return torch.stack(outs)
 
     def forward_reference(self, x: torch.Tensor, src: PointCloud | Batch | DiscoKernel,
@@ -410,6 +409,7 @@ class DiscoConv(nn.Module):
         return (out[0] if squeeze else out).to(dtype)
 
     def extra_repr(self) -> str:
-        radius = "per call" if self.radius is None else f"{self.radius:g}"
+        radius = "per call" if self.radius is None else (
+            repr(self.radius) if isinstance(self.radius, RadiusField) else f"{self.radius:g}")
         return (f"{self.in_channels}, {self.out_channels}, basis={self.basis}, "
                 f"radius={radius}, groups={self.groups}, bias={self.bias is not None}")

@@ -4,11 +4,15 @@
 ``[B, C, nlat, nlon]`` on a :func:`~geo_neuralop.geometry.sphere_grid` and build
 their kernels for every grid they meet, in geodesic polar coordinates of each
 output point (the torch-harmonics convention) with the grid's quadrature
-weights. Where the input and output grids are the same they apply the kernel
-through FFTs in longitude (:class:`~geo_neuralop.kernels.SphereRingKernel`),
-otherwise through the sparse kernel; both give the same operator. Several such
-layers on one grid (a block's DISCO and differential layers) can share one ring
-kernel and its FFTs (:meth:`fusion_key`, :meth:`apply_fused`).
+weights. By default they build only the stencils of the output meridians that
+the longitude symmetry needs and apply them through FFTs in longitude
+(:class:`~geo_neuralop.kernels.SphereRingKernel`), also between grids of
+different sizes (when one grid's ``nlon`` is a multiple of the other's, or more
+generally with ``nlon_out / gcd(nlon_in, nlon_out)`` meridians, up to
+:data:`MAX_RING_MERIDIANS`); ``ring=False`` selects the sparse kernel between the
+full grids, the reference the ring path equals to round-off. Several such layers
+on one grid (a block's DISCO and differential layers) share one ring kernel and
+its FFTs (:meth:`fusion_key`, :meth:`apply_fused`).
 """
 
 from __future__ import annotations
@@ -24,15 +28,19 @@ from geo_neuralop.geometry.sphere import sphere_grid
 from geo_neuralop.kernels.basis import FilterBasis
 from geo_neuralop.kernels.disco import DEFAULT_MAX_EDGES
 from geo_neuralop.kernels.sparse import DiscoKernel
-from geo_neuralop.kernels.sphere_ring import SphereRingKernel
+from geo_neuralop.kernels.sphere_ring import RingStencil, SphereRingKernel, ring_meridians
 from geo_neuralop.layers.differential_conv import PointDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
 from geo_neuralop.utils.cache import BoundedCache
 from geo_neuralop.utils.checks import is_number
 
-__all__ = ["SphereDifferentialConv", "SphereDiscoConv"]
+__all__ = ["MAX_RING_MERIDIANS", "SphereDifferentialConv", "SphereDiscoConv"]
 
 GridKey = tuple[int, int, str]
+
+#: Grid pairs whose ring kernel would need more output meridians than this (finer output
+#: longitudes that are not a multiple of the input's) use the sparse kernel instead.
+MAX_RING_MERIDIANS = 8
 
 
 def _check_angle(name: str, value: object) -> float:
@@ -77,19 +85,23 @@ class _SphereLocalConv(nn.Module):
 
         return self.kernels.get_or_build((src, dst, dtype), build)
 
-    def ring_kernel(self, grid: GridKey, dtype: torch.dtype,
+    def stencil(self) -> RingStencil:
+        """How the layer's kernel is built (basis, radius, normalization, differential)."""
+        return RingStencil(self.conv.basis, float(self.conv.radius), self.conv.normalization,
+                           self.conv.differential)
+
+    def uses_ring(self, src: GridKey, dst: GridKey) -> bool:
+        """Whether the kernel from grid ``src`` to ``dst`` is applied in ring form."""
+        return self.ring and ring_meridians(src[1], dst[1]) <= MAX_RING_MERIDIANS
+
+    def ring_kernel(self, src: GridKey, dst: GridKey, dtype: torch.dtype,
                     device: torch.device) -> SphereRingKernel:
-        """The layer's kernel on ``grid`` in ring (longitude FFT) form, cached."""
+        """The layer's kernel from grid ``src`` to ``dst`` in ring (longitude FFT) form,
+        built from the output meridians' stencils only, cached."""
         def build() -> SphereRingKernel:
-            kernel = self.sparse_kernel_uncached(grid)
-            return SphereRingKernel([kernel], grid[0], grid[1], dtype=dtype, device=device)
+            return SphereRingKernel(src, dst, [self.stencil()], dtype=dtype, device=device)
 
-        return self.rings.get_or_build((grid, dtype, str(device)), build)
-
-    def sparse_kernel_uncached(self, grid: GridKey) -> DiscoKernel:
-        """The float64 kernel of ``grid`` to itself, built anew (ring kernels are cut from it)."""
-        cloud = sphere_grid(grid[0], grid[1], grid[2], dtype=torch.float64)
-        return self.conv.build_kernel(cloud, dtype=torch.float64)
+        return self.rings.get_or_build((src, dst, dtype, str(device)), build)
 
     def fusion_key(self, x: torch.Tensor,
                    output_shape: Sequence[int] | None = None) -> tuple | None:
@@ -111,8 +123,8 @@ class _SphereLocalConv(nn.Module):
         key = (grid, x.dtype, str(x.device), tuple(id(layer) for layer in layers))
 
         def build() -> SphereRingKernel:
-            kernels = [layer.sparse_kernel_uncached(grid) for layer in layers]
-            return SphereRingKernel(kernels, grid[0], grid[1], dtype=x.dtype, device=x.device)
+            return SphereRingKernel(grid, grid, [layer.stencil() for layer in layers],
+                                    dtype=x.dtype, device=x.device)
 
         ring = first.rings.get_or_build(key, build)
         out = ring.apply(x, torch.cat([layer.conv.weight for layer in layers], dim=2))
@@ -127,8 +139,8 @@ class _SphereLocalConv(nn.Module):
                              f"{tuple(getattr(x, 'shape', ()))}")
 
     def _convolve(self, x: torch.Tensor, src: GridKey, dst: GridKey) -> torch.Tensor:
-        if self.ring and src == dst:
-            ring = self.ring_kernel(src, x.dtype, x.device)
+        if self.uses_ring(src, dst):
+            ring = self.ring_kernel(src, dst, x.dtype, x.device)
             out = ring.apply(x, self.conv.weight)
             if self.conv.bias is not None:
                 out = out + self.conv.bias.reshape(1, -1, 1, 1)
@@ -154,8 +166,10 @@ class SphereDiscoConv(_SphereLocalConv):
     bias : bool
     normalization : {"none", "mean", "nodal"}
     ring : bool
-        Apply the kernel through FFTs in longitude where the input and output
-        grids are the same (False: always the sparse kernel; the same operator).
+        Build the output meridians' stencils only and apply them through FFTs in
+        longitude (False: the sparse kernel between the full grids, the same
+        operator; it is also used for grid pairs that need more than
+        :data:`MAX_RING_MERIDIANS` meridians).
     cache_size : int
         Grids whose kernels are kept.
     max_edges : int

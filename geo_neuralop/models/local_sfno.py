@@ -6,7 +6,13 @@ Each block sums, on the block's output grid::
 
 The local layers build their kernels for the grid the input actually has, with
 radii that are angles fixed at construction, so the same weights define the same
-operator at every resolution.
+operator at every resolution. They build only the stencils of the output meridians
+that the longitude symmetry needs and apply them through FFTs in longitude
+(:class:`~geo_neuralop.kernels.SphereRingKernel`), including the first and last
+blocks that move between the data grid and an internal grid; a block's DISCO and
+differential layers share one ring kernel. Build time and memory grow like
+``nlat x neighbours``, so 0.25-degree grids (721 x 1440) are built in seconds
+(``benchmarks/sphere_scale.py``).
 """
 
 from __future__ import annotations

@@ -174,6 +174,17 @@ class MeshGraphNet(nn.Module):
         """The graph used for ``data``: see :func:`build_graph`; shape [2, E]."""
         return build_graph(data, self.radius, self.k)
 
+    def kernel_recipe(self) -> dict:
+        """What a sample's graph depends on besides its geometry (plain values; keys a
+        :class:`~geo_neuralop.data.KernelStore`)."""
+        return {"model": "mesh_graph_net", "format": 1, "radius": self.radius, "k": self.k}
+
+    def build_kernels(self, cloud: Any) -> dict[str, torch.Tensor]:
+        """The message-passing graph of one sample, ``{"edge_index": [2, E]}``, to attach to
+        it outside the training step (see :class:`~geo_neuralop.data.PrecomputeKernels`);
+        PyG offsets it when batching and :meth:`forward` uses it as given."""
+        return {"edge_index": self.graph(cloud)}
+
     def forward(self, data: Any, x: torch.Tensor | None = None) -> torch.Tensor:
         """Apply the network.
 

@@ -14,6 +14,13 @@ any mesh of a domain, and the output can be sampled at points that were not in
 the input. The latent grid spans each sample's bounding box (enlarged by
 ``latent_margin``), so a batch may mix meshes of different sizes and shapes;
 the DISCO layers build each mesh's kernels once and batch them block-diagonally.
+
+Datasets of many meshes: the kernels of a sample depend only on its geometry and
+on :meth:`MeshNO.kernel_recipe`, so they are built outside the training step by
+:meth:`MeshNO.build_kernels` (e.g. in DataLoader workers through
+:class:`~geo_neuralop.data.PrecomputeKernels`, stored on disk by a
+:class:`~geo_neuralop.data.KernelStore`) and travel with the sample; ``forward``
+uses kernels attached to the input and builds none.
 """
 
 from __future__ import annotations
@@ -27,15 +34,24 @@ from torch_geometric.data import Batch
 
 from geo_neuralop.geometry.grids import regular_grid
 from geo_neuralop.geometry.point_cloud import PointCloud
+from geo_neuralop.kernels.radius_field import RadiusField
+from geo_neuralop.kernels.sparse import DiscoKernel
 from geo_neuralop.layers.activations import get_activation
 from geo_neuralop.layers.channel_mlp import ChannelMLP
 from geo_neuralop.layers.differential_conv import PointDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
 from geo_neuralop.models.registry import get_model, register_model
 
-__all__ = ["MeshNO", "PROCESSORS"]
+__all__ = ["KERNEL_FORMAT", "MESH_NO_KERNELS", "MeshNO", "PROCESSORS"]
 
 PROCESSORS = ("fno", "amfno", "local_no", "lsm")
+
+#: Names under which precomputed kernels travel with a sample (see :meth:`MeshNO.build_kernels`).
+MESH_NO_KERNELS = ("encoder_kernel", "decoder_kernel", "mesh_disco_kernel", "mesh_diff_kernel")
+
+#: Version of the kernels' construction, part of :meth:`MeshNO.kernel_recipe`: bump it when
+#: the construction changes so that stored kernels are rebuilt.
+KERNEL_FORMAT = 2
 
 
 def _split(cloud: PointCloud) -> list[PointCloud]:
@@ -77,15 +93,24 @@ class MeshNO(nn.Module):
         Of the encoder and decoder kernels.
     mesh_layers : bool
         Add a local DISCO and a differential layer on the query points after decoding.
-    mesh_radius : float, optional
-        Radius of the mesh layers in physical units (required with ``mesh_layers``).
+    mesh_radius : float or mapping, optional
+        Radius of the mesh layers (required with ``mesh_layers``): a length in
+        physical units, or a radius field ``RadiusField.to_dict()`` (see
+        :class:`~geo_neuralop.kernels.RadiusField`) for graded meshes, e.g.
+        ``RadiusField.from_cloud(reference_mesh, cells=2.5).to_dict()``. A fixed
+        radius fails on strongly graded meshes (the DFG channel: too few
+        neighbours to span two directions in the coarse corners, thousands at
+        the cylinder); a field follows the grading of the mesh family while
+        staying one continuous operator for every mesh (the layers are then
+        normalized per point).
     positional_embedding : bool
         Append the normalized coordinates to the input features.
     activation : str
     kernel_cache_size : int
         Meshes whose encoder, decoder and mesh-layer kernels each layer keeps
         (set it to the number of distinct meshes of the training set so no kernel
-        is rebuilt during an epoch).
+        is rebuilt during an epoch, or precompute the kernels with
+        :meth:`build_kernels` in the data pipeline).
 
     Notes
     -----
@@ -141,8 +166,16 @@ class MeshNO(nn.Module):
                 raise ValueError(f"{name} must be a positive number of cells, got {value!r}")
         if not (isinstance(latent_margin, (int, float)) and 0 <= latent_margin < 1):
             raise ValueError(f"latent_margin must be in [0, 1), got {latent_margin!r}")
-        if mesh_layers and not (isinstance(mesh_radius, (int, float)) and mesh_radius > 0):
-            raise ValueError(f"mesh_layers needs a positive mesh_radius, got {mesh_radius!r}")
+        field = None
+        if isinstance(mesh_radius, Mapping):
+            field = RadiusField.from_dict(mesh_radius)
+        elif mesh_radius is not None and not (isinstance(mesh_radius, (int, float))
+                                              and not isinstance(mesh_radius, bool)
+                                              and mesh_radius > 0):
+            raise ValueError(f"mesh_radius must be a positive number or a radius field mapping, "
+                             f"got {mesh_radius!r}")
+        if mesh_layers and mesh_radius is None:
+            raise ValueError("mesh_layers needs a positive mesh_radius (or a radius field)")
         n_dim = len(latent)
         modes = tuple(n // 2 for n in latent) if n_modes is None else tuple(n_modes)
         if len(modes) != n_dim:
@@ -176,14 +209,18 @@ class MeshNO(nn.Module):
                  "cache_size": kernel_cache_size}
         self.encoder = DiscoConv(hidden_channels, hidden_channels, shape, radius=None, **disco)
         self.decoder = DiscoConv(hidden_channels, hidden_channels, shape, radius=None, **disco)
-        self.mesh_radius = None if mesh_radius is None else float(mesh_radius)
+        self.mesh_radius: float | RadiusField | None = field if field is not None else (
+            None if mesh_radius is None else float(mesh_radius))
+        self.kernel_shape = shape
         if mesh_layers:
+            # a radius field: each point's stencil is an average over its own support
             self.mesh_disco = DiscoConv(hidden_channels, hidden_channels, shape,
                                         radius=self.mesh_radius, bias=False,
+                                        normalization="mean" if field is None else "nodal",
                                         cache_size=kernel_cache_size)
+            length = self.mesh_radius if field is None else field.min
             self.mesh_diff = PointDifferentialConv(hidden_channels, hidden_channels, (3, 4),
-                                                   radius=self.mesh_radius,
-                                                   init_length=self.mesh_radius,
+                                                   radius=self.mesh_radius, init_length=length,
                                                    cache_size=kernel_cache_size)
         else:
             self.mesh_disco = self.mesh_diff = None
@@ -255,23 +292,120 @@ class MeshNO(nn.Module):
         if cloud.pos.shape[1] != self.n_dim:
             raise ValueError(f"the cloud has {cloud.pos.shape[1]}-D points but latent_shape has "
                              f"{self.n_dim} axes")
+        attached = self.attached_kernels(cloud) if query is None else None
         samples = _split(cloud)
         queries = samples if query is None else _split(query)
         if len(queries) != len(samples):
             raise ValueError(f"query has {len(queries)} samples but the input has {len(samples)}")
-        latent = [self.latent_grid(sample) for sample in samples]
-        cells = [self.cell_size(sample) for sample in samples]
         b = len(samples)
         h_mesh = self.lifting(self._features(cloud, x).T[None]).squeeze(0).T  # [N, H]
-        g = self.encoder(h_mesh, samples, latent,
-                         radius=[self.encoder_radius * c for c in cells])  # [B * G, H]
+        if attached is None:
+            latent = [self.latent_grid(sample) for sample in samples]
+            cells = [self.cell_size(sample) for sample in samples]
+            g = self.encoder(h_mesh, samples, latent,
+                             radius=[self.encoder_radius * c for c in cells])  # [B * G, H]
+        else:
+            g = self.encoder(h_mesh, attached["encoder_kernel"])
         g = g.reshape(b, -1, g.shape[-1]).transpose(1, 2).reshape(b, -1, *self.latent_shape)
         g = self.processor(g)
         g = g.flatten(2).transpose(1, 2).reshape(-1, g.shape[1])  # [B * G, H]
-        h = self.decoder(g, latent, queries,
-                         radius=[self.decoder_radius * c for c in cells])  # [N_query, H]
+        if attached is None:
+            h = self.decoder(g, latent, queries,
+                             radius=[self.decoder_radius * c for c in cells])  # [N_query, H]
+        else:
+            h = self.decoder(g, attached["decoder_kernel"])
         if query is None:
             h = h + h_mesh
         if self.mesh_disco is not None:
-            h = h + self.activation(self.mesh_disco(h, queries) + self.mesh_diff(h, queries))
+            if attached is None:
+                local = self.mesh_disco(h, queries) + self.mesh_diff(h, queries)
+            else:
+                local = self.mesh_disco(h, attached["mesh_disco_kernel"]) + self.mesh_diff(
+                    h, attached["mesh_diff_kernel"])
+            h = h + self.activation(local)
         return self.projection(h.T[None]).squeeze(0).T
+
+    # -------------------------------------------------------------- precomputed kernels
+
+    def kernel_names(self) -> tuple[str, ...]:
+        """The kernels a sample needs: encoder, decoder and, with mesh layers, their two."""
+        return MESH_NO_KERNELS if self.mesh_disco is not None else MESH_NO_KERNELS[:2]
+
+    def kernel_recipe(self) -> dict:
+        """Everything besides a sample's geometry that its kernels depend on (plain values).
+
+        Two models with equal recipes build equal kernels for a geometry, so the
+        recipe keys a kernel store (:class:`~geo_neuralop.data.KernelStore`).
+        """
+        radius = self.mesh_radius.to_dict() if isinstance(self.mesh_radius, RadiusField) \
+            else self.mesh_radius
+        return {"model": "mesh_no", "format": KERNEL_FORMAT,
+                "latent_shape": list(self.latent_shape), "latent_margin": self.latent_margin,
+                "kernel_shape": self.encoder.basis.kernel_shape,
+                "basis": self.encoder.basis.name, "encoder_radius": self.encoder_radius,
+                "decoder_radius": self.decoder_radius, "normalization": self.normalization,
+                "mesh_layers": self.mesh_disco is not None, "mesh_radius": radius,
+                "dtype": str(self.kernel_dtype).removeprefix("torch.")}
+
+    @property
+    def kernel_dtype(self) -> torch.dtype:
+        """The dtype kernels are built in: the model's parameters'."""
+        return self.lifting.parameters().__next__().dtype
+
+    def build_kernels(self, cloud: PointCloud) -> dict[str, DiscoKernel]:
+        """The kernels of one sample's geometry, named as :meth:`forward` finds them.
+
+        Parameters
+        ----------
+        cloud : PointCloud
+            One sample (positions and quadrature weights are read).
+
+        Returns
+        -------
+        dict of str to DiscoKernel
+            ``encoder_kernel`` (mesh -> latent grid), ``decoder_kernel`` (latent grid ->
+            mesh) and, with mesh layers, ``mesh_disco_kernel`` and ``mesh_diff_kernel``.
+            Attach them to the sample (``sample.encoder_kernel = ...``); a PyG batch
+            of such samples holds lists of them, which :meth:`forward` applies sample
+            by sample (each kernel keeps its prepared applied form).
+        """
+        if not isinstance(cloud, PointCloud):
+            raise TypeError(f"cloud must be a PointCloud, got {type(cloud).__name__}")
+        dtype = self.kernel_dtype
+        latent, cell = self.latent_grid(cloud), self.cell_size(cloud)
+        kernels = {
+            "encoder_kernel": self.encoder.build_kernel(cloud, latent,
+                                                        radius=self.encoder_radius * cell,
+                                                        dtype=dtype),
+            "decoder_kernel": self.decoder.build_kernel(latent, cloud,
+                                                        radius=self.decoder_radius * cell,
+                                                        dtype=dtype),
+        }
+        if self.mesh_disco is not None:
+            kernels["mesh_disco_kernel"] = self.mesh_disco.build_kernel(cloud, dtype=dtype)
+            kernels["mesh_diff_kernel"] = self.mesh_diff.build_kernel(cloud, dtype=dtype)
+        return kernels
+
+    def attached_kernels(self, cloud: PointCloud | Batch) -> dict[str, list[DiscoKernel]] | None:
+        """The precomputed kernels carried by ``cloud`` (a list per name, one kernel per
+        sample; from ``kernel_bundle`` or from one attribute per kernel), or None when it
+        does not carry all of them."""
+        bundles = getattr(cloud, "kernel_bundle", None)
+        if bundles is not None:  # packed kernels (one buffer per sample)
+            bundles = list(bundles) if isinstance(bundles, (list, tuple)) else [bundles]
+            unpacked = [bundle.unpack() for bundle in bundles]
+            if all(name in kernels for kernels in unpacked for name in self.kernel_names()):
+                return {name: [kernels[name] for kernels in unpacked]
+                        for name in self.kernel_names()}
+        found = {}
+        for name in self.kernel_names():
+            value = getattr(cloud, name, None)
+            if value is None:
+                return None
+            kernels = list(value) if isinstance(value, (list, tuple)) else [value]
+            for kernel in kernels:
+                if not isinstance(kernel, DiscoKernel):
+                    raise TypeError(f"cloud.{name} must be a DiscoKernel (or a list of them), "
+                                    f"got {type(kernel).__name__}")
+            found[name] = kernels
+        return found

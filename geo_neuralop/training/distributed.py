@@ -8,6 +8,14 @@ CPU). Without those variables everything here degrades to one process: the
 helpers return rank 0 / world size 1 and :func:`barrier` does nothing, so the
 same code and config run on one process, several, or several machines.
 
+Several machines: start one ``torchrun`` per machine with the same rendezvous,
+e.g. ``torchrun --nnodes=N --nproc_per_node=K --rdzv_backend=c10d
+--rdzv_endpoint=HOST:PORT --rdzv_id=JOB script.py`` (``HOST`` one of the
+machines; torchrun then also sets ``GROUP_RANK``, the machine's index, and
+``LOCAL_WORLD_SIZE``). The README has a SLURM script. The training output
+folder must be on a file system every machine sees: rank 0 writes the
+checkpoints and every rank reads them to resume.
+
 Conventions used by :class:`geo_neuralop.training.Trainer`:
 
 - the configured batch size is the *global* batch: each of the ``W`` processes
@@ -51,6 +59,10 @@ class DistributedInfo:
     initialized_here : bool
         True when :func:`init_distributed` created the process group (and
         :func:`cleanup_distributed` should destroy it).
+    node_rank : int
+        Index of this machine (torchrun's ``GROUP_RANK``; 0 on one machine).
+    local_world_size : int
+        Processes on this machine (torchrun's ``LOCAL_WORLD_SIZE``).
     """
 
     rank: int
@@ -59,6 +71,8 @@ class DistributedInfo:
     backend: str | None
     device: torch.device
     initialized_here: bool = False
+    node_rank: int = 0
+    local_world_size: int = 1
 
     @property
     def is_main(self) -> bool:
@@ -171,14 +185,16 @@ def init_distributed(
     """
     world_size = env_world_size()
     local_rank = _env_int("LOCAL_RANK", 0)
+    node = {"node_rank": _env_int("GROUP_RANK", 0),
+            "local_world_size": _env_int("LOCAL_WORLD_SIZE", world_size)}
     dev = select_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if is_distributed():
         return DistributedInfo(dist.get_rank(), local_rank, dist.get_world_size(),
-                               dist.get_backend(), dev, initialized_here=False)
+                               dist.get_backend(), dev, initialized_here=False, **node)
     if world_size <= 1:
-        return DistributedInfo(0, local_rank, 1, None, dev, initialized_here=False)
+        return DistributedInfo(0, local_rank, 1, None, dev, initialized_here=False, **node)
     for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
             raise ValueError(f"WORLD_SIZE={world_size} but {name} is not set: start the job "
@@ -193,9 +209,10 @@ def init_distributed(
     dist.init_process_group(backend=backend, init_method="env://",
                             timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
     info = DistributedInfo(dist.get_rank(), local_rank, dist.get_world_size(), backend, dev,
-                           initialized_here=True)
-    logger.info("joined process group: rank %d of %d (%s) on %s", info.rank, info.world_size,
-                backend, dev)
+                           initialized_here=True, **node)
+    logger.info("joined process group: rank %d of %d (%s) on %s, machine %d (%d processes)",
+                info.rank, info.world_size, backend, dev, info.node_rank,
+                info.local_world_size)
     return info
 
 

@@ -148,3 +148,100 @@ def test_attached_kernels_are_checked_against_the_batch(swe_root):
     other = [sphere_grid(16, 32, "legendre-gauss")] * 2  # same point count, other rule
     with pytest.raises(ValueError, match="another src geometry"):
         conv(batch.x, other, kernel=batch.local)
+
+
+def _write_sphere_dataset(root, n_traj, nlat, n_frames, seed=0):
+    """A rollout dataset of the shallow-water layout (random fields), written directly."""
+    from geo_neuralop.data.dataset_card import compute_splits
+    from geo_neuralop.data.generate import finalize_dataset
+    from geo_neuralop.data.storage import Trajectory, grid_description, write_trajectory
+    from geo_neuralop.geometry import sphere_grid
+
+    grid = sphere_grid(nlat, 2 * nlat, "legendre-gauss", dtype=torch.float64)
+    rng = np.random.default_rng(seed)
+    for i in range(n_traj):
+        fields = {name: rng.standard_normal((n_frames, grid.num_nodes)).astype(np.float32)
+                  for name in ("height", "vorticity", "divergence")}
+        traj = Trajectory(pos=grid.pos.numpy(), weights=grid.weights.numpy(), manifold="sphere",
+                          times=np.arange(n_frames, dtype=np.float64), fields=fields,
+                          grid=grid_description(grid), params={"index": i})
+        write_trajectory(sample_path(root, i), traj, "swe", i, seed)
+    manifest = {"generator": "swe", "parameters": {}, "seed": seed, "n_samples": n_traj,
+                "splits": compute_splits(n_traj, (1.0, 0.0, 0.0))}
+    finalize_dataset(root, manifest)
+    return root
+
+
+class _Growth(torch.utils.data.Dataset):
+    """Reads a sample and reports how much this process's resident memory grew since its
+    first read (which pays one-time costs: thread pools, the first file): ``(pid, bytes)``."""
+
+    base: dict = {}
+
+    def __init__(self, dataset, picks):
+        self.dataset, self.picks = dataset, picks
+
+    def __len__(self):
+        return len(self.picks)
+
+    @staticmethod
+    def rss():
+        import os
+
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __getitem__(self, i):
+        import os
+
+        pid = os.getpid()
+        sample = self.dataset[self.picks[i]]
+        assert torch.isfinite(sample.x).all()
+        self.base.setdefault(pid, self.rss())
+        return torch.tensor([pid, self.rss() - self.base[pid]])
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/statm").exists(),
+                    reason="reads resident memory from /proc")
+def test_streaming_reads_a_dataset_three_times_a_memory_cap_in_bounded_memory(tmp_path):
+    """A 94 MB dataset, a 31 MB cap, two DataLoader workers each opening its own files:
+    streaming keeps every worker's memory growth under the cap while reading windows of
+    every trajectory; caching whole trajectories (the control) exceeds it."""
+    from torch.utils.data import DataLoader
+
+    root = _write_sphere_dataset(tmp_path / "big", n_traj=24, nlat=64, n_frames=40)
+    total = 24 * 40 * 64 * 128 * 3 * 4
+    cap = total // 3
+    picks = list(range(0, 24 * 38, 7))  # windows spread over all trajectories
+    growth = {}
+    for stream in (True, False):
+        ds = load_dataset(root, "train", input_steps=2, verify=False, stream=stream,
+                          cache_bytes=cap // 4 if stream else 4 * total)
+        assert ds.stream is stream
+        loader = DataLoader(_Growth(ds, picks), batch_size=4, num_workers=2)
+        rows = torch.cat(list(loader))
+        per_worker = {}
+        for pid, grown in rows.tolist():
+            per_worker[pid] = max(per_worker.get(pid, 0), grown)
+        assert len(per_worker) == 2
+        growth[stream] = max(per_worker.values())
+    assert growth[True] < cap, growth
+    assert growth[False] > cap, growth  # the measurement sees a dataset that is not streamed
+
+
+def test_streamed_samples_equal_cached_samples(tmp_path):
+    root = _write_sphere_dataset(tmp_path / "small", n_traj=3, nlat=8, n_frames=6)
+    streamed = load_dataset(root, "train", input_steps=2, target_steps=2, stream=True)
+    cached = load_dataset(root, "train", input_steps=2, target_steps=2, stream=False)
+    assert len(streamed) == len(cached) == 3 * 3
+    for i in range(len(cached)):
+        a, b = streamed[i], cached[i]
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+        assert torch.equal(a.pos, b.pos) and a.frame_time == b.frame_time
+        assert a.trajectory == b.trajectory and a.start == b.start
+    auto = load_dataset(root, "train", cache_bytes=1000)
+    assert auto.stream  # fields larger than the cache: streamed by default
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(streamed))  # spawn-started workers get no open file
+    assert torch.equal(clone[1].x, streamed[1].x)

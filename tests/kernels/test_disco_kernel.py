@@ -208,3 +208,74 @@ def test_numpy_scalar_radius():
     b = disco_kernel(grid, radius=0.25)
     assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.edge_values, b.edge_values)
     assert disco_kernel(grid, radius=np.float32(0.25)).edge_values.shape[1] == 2
+
+
+@pytest.mark.parametrize("differential,normalization", [(False, "mean"), (False, "nodal"),
+                                                        (True, "nodal"), (True, "mean")])
+def test_chunked_construction_equals_one_chunk(monkeypatch, differential, normalization):
+    """Kernels built from many small chunks of destination points on several threads (the
+    way 10^6-point kernels are built) equal the kernel built in one piece."""
+    import geo_neuralop.kernels.disco as disco
+
+    cloud = jittered_rectangle_mesh((30, 24), seed=5, dtype=torch.float64)
+    args = dict(kernel_shape=(3, 4), radius=0.12, differential=differential,
+                normalization=normalization, dtype=torch.float64)
+    whole = disco_kernel(cloud, **args)
+    monkeypatch.setattr(disco, "EDGE_CHUNK", 97)
+    torch.set_num_threads(2)
+    try:
+        pieces = disco_kernel(cloud, **args)
+    finally:
+        torch.set_num_threads(1)
+    assert torch.equal(whole.edge_index, pieces.edge_index)
+    # (the "mean" divisor sums the chunks' norms in another order: round-off)
+    torch.testing.assert_close(whole.edge_values, pieces.edge_values, rtol=1e-12, atol=1e-13)
+
+
+def test_storage_is_32_bit_csr_order_and_basis_major():
+    """One index array (int32, sorted by destination then source: CSR order) and the values
+    in the kernel's dtype, basis-major: E * (8 + 4 K) bytes."""
+    cloud = jittered_rectangle_mesh((20, 20), seed=2)
+    kernel = disco_kernel(cloud, kernel_shape=(5, 4), radius=0.15)
+    src, dst = kernel.edge_index.long()
+    assert kernel.edge_index.dtype == torch.int32 and kernel.edge_values.dtype == torch.float32
+    assert bool((dst[1:] > dst[:-1]).logical_or((dst[1:] == dst[:-1]) & (src[1:] > src[:-1]))
+                .all())
+    assert kernel.edge_values.T.is_contiguous()
+    n_edges, k = kernel.edge_values.shape
+    assert kernel.nbytes() == n_edges * (8 + 4 * k)
+
+
+def test_a_radius_per_point_equals_the_fixed_radius_and_needs_nodal_normalization():
+    cloud = jittered_rectangle_mesh((16, 12), seed=3, dtype=torch.float64)
+    args = dict(kernel_shape=(3, 4), normalization="nodal", dtype=torch.float64)
+    fixed = disco_kernel(cloud, radius=0.2, differential=True, **args)
+    array = disco_kernel(cloud, radius=torch.full((cloud.num_nodes,), 0.2, dtype=torch.float64),
+                         differential=True, **args)
+    field = disco_kernel(cloud, radius=lambda pos: 0.2 + 0 * pos[:, 0], differential=True,
+                         **args)
+    for kernel in (array, field):
+        assert torch.equal(kernel.edge_index, fixed.edge_index)
+        torch.testing.assert_close(kernel.edge_values, fixed.edge_values, rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="needs normalization='nodal'"):
+        disco_kernel(cloud, radius=torch.full((cloud.num_nodes,), 0.2))
+    with pytest.raises(ValueError, match="one value per dst point"):
+        disco_kernel(cloud, radius=torch.full((3,), 0.2), normalization="nodal")
+    with pytest.raises(TypeError, match="radius must be a number"):
+        disco_kernel(cloud, radius="wide", normalization="nodal")
+
+
+def test_a_growing_radius_is_a_derivative_exact_on_linear_functions():
+    """Differential kernels with a radius that grows across the mesh (a graded stencil)
+    are still exact on linear functions: every stencil reproduces its first moments."""
+    from geo_neuralop.kernels import basis_first_moments, get_basis
+
+    cloud = jittered_rectangle_mesh((24, 24), seed=4, dtype=torch.float64)
+    radius = 0.06 + 0.15 * cloud.pos[:, 0]  # x in [0, 1]: radii 0.06 .. 0.21
+    kernel = disco_kernel(cloud, kernel_shape=(3, 4), radius=radius, normalization="nodal",
+                          differential=True, dtype=torch.float64)
+    x, y = cloud.pos.T
+    responses = kernel.responses((2 * x - 3 * y + 1)[:, None])[:, :, 0]  # [N, K]
+    moments = basis_first_moments(get_basis("piecewise_linear", (3, 4)), 2)  # [K, 2]
+    expected = moments @ torch.tensor([2.0, -3.0], dtype=torch.float64)
+    torch.testing.assert_close(responses, expected.expand_as(responses), rtol=1e-9, atol=1e-9)

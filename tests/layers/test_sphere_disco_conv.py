@@ -57,3 +57,31 @@ def test_kernels_are_built_once_per_grid_and_radii_are_checked():
         layer(torch.randn(1, 2, 17, 32))
     with pytest.raises(ValueError, match="grid must be one of"):
         SphereDifferentialConv(1, 1, grid="healpix")
+
+
+@pytest.mark.parametrize("src,dst", [((33, 64), (17, 32)), ((17, 32), (33, 64)),
+                                     ((24, 48), (24, 32))])
+def test_grid_changing_ring_path_equals_sparse_path_with_gradients(src, dst):
+    """Down- and up-sampling (and 48 -> 32 longitudes: two meridians) go through the ring
+    path, built from the output meridians only, and equal the sparse path."""
+    torch.manual_seed(3)
+    layer = SphereDiscoConv(3, 4, radius=0.3, grid="legendre-gauss", out_grid="equiangular",
+                            bias=True).double()
+    torch.nn.init.normal_(layer.conv.bias)
+    x = torch.randn(2, 3, *src, dtype=torch.float64, requires_grad=True)
+    ring = layer(x, output_shape=dst)
+    assert len(layer.rings) == 1 and len(layer.kernels) == 0  # no per-point sparse kernel
+    layer.ring = False
+    sparse = layer(x, output_shape=dst)
+    torch.testing.assert_close(ring, sparse, rtol=1e-11, atol=1e-11)
+    g = torch.randn_like(ring)
+    a = torch.autograd.grad((ring * g).sum(), (x, layer.weight, layer.conv.bias))
+    b = torch.autograd.grad((sparse * g).sum(), (x, layer.weight, layer.conv.bias))
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-10)
+
+
+def test_grids_needing_many_meridians_fall_back_to_the_sparse_kernel():
+    layer = SphereDiscoConv(1, 1, radius=0.4)
+    out = layer(torch.randn(1, 1, 9, 16), output_shape=(9, 17))  # 17 meridians
+    assert out.shape == (1, 1, 9, 17) and len(layer.rings) == 0 and len(layer.kernels) == 1

@@ -155,3 +155,21 @@ def test_a_differential_stencil_that_cannot_be_built_names_the_argument(kwargs, 
                                          rf"[\d.]+ away\); use a larger {name} .* or a finer "
                                          rf"grid"):
         model(torch.randn(1, 1, *shape))
+
+
+def test_ring_path_with_internal_grids_equals_sparse_kernels_and_builds_no_sparse_kernel():
+    """With an internal grid the first block's DISCO layer downsamples and the last one's
+    upsamples (legendre-gauss <-> equiangular): the ring path covers them too."""
+    torch.manual_seed(4)
+    model = LocalSFNO(2, 1, lmax=8, hidden_channels=4, n_layers=3, internal_scale=2,
+                      internal_grid="legendre-gauss", disco_radius=0.45).double()
+    x = torch.randn(1, 2, 17, 32, dtype=torch.float64)
+    out = model(x)
+    grads = torch.autograd.grad(out.square().sum(), list(model.parameters()))
+    assert all(len(layer.kernels) == 0 for block in model.blocks for layer in block.local)
+    model.ring_fft = False
+    ref = model(x)
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(out, ref, rtol=1e-11, atol=1e-12)
+    for a, b in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

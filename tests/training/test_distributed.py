@@ -69,8 +69,12 @@ WORKER = textwrap.dedent('''
         history = trainer.fit(resume=mode == "resume")
         rank = int(os.environ["RANK"])
         torch.save(trainer.model.state_dict(), report_dir / f"weights{rank}.pt")
+        env = {k: os.environ.get(k) for k in ("RANK", "LOCAL_RANK", "GROUP_RANK", "WORLD_SIZE",
+                                              "LOCAL_WORLD_SIZE")}
         (report_dir / f"report{rank}.json").write_text(json.dumps(
-            {"seen": seen[0], "steps": len(seen), "history": history}))
+            {"seen": seen[0], "steps": len(seen), "history": history, "env": env,
+             "info": [trainer.info.rank, trainer.info.local_rank, trainer.info.node_rank,
+                      trainer.info.world_size, trainer.info.local_world_size]}))
 ''')
 
 
@@ -135,11 +139,55 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path)
         assert torch.equal(ckpt["model"][name], value)
 
 
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_machines_through_a_c10d_rendezvous_match_one_process(tmp_path):
+    """Multi-node torchrun as on a cluster: two launchers (one per "machine", one process
+    each) meet at a c10d rendezvous endpoint, as the README's SLURM script starts them. Each
+    process sees its machine index and local rank, and the training equals one process on
+    the same global batch."""
+    script, single, single_history = _single_process_run(tmp_path)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    endpoint = f"127.0.0.1:{_free_port()}"
+    launchers = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+         "--rdzv_backend=c10d", f"--rdzv_endpoint={endpoint}", "--rdzv_id=geo_neuralop_test",
+         f"--node_rank={node}", "--max_restarts=0", str(script), str(tmp_path / "ddp"),
+         str(reports), "run"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+    outputs = [p.communicate(timeout=300) for p in launchers]
+    for p, (_, err) in zip(launchers, outputs, strict=True):
+        assert p.returncode == 0, err[-4000:]
+    reports_by_rank = [json.loads((reports / f"report{r}.json").read_text()) for r in (0, 1)]
+    # one process per machine: local rank 0 on both, machine indices 0 and 1
+    assert sorted(tuple(r["info"][:3]) for r in reports_by_rank) == [(0, 0, 0), (1, 0, 1)]
+    for r in reports_by_rank:
+        assert r["env"]["WORLD_SIZE"] == "2" and r["env"]["LOCAL_WORLD_SIZE"] == "1"
+        assert r["info"][3:] == [2, 1]
+    w0 = torch.load(reports / "weights0.pt", weights_only=True)
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(w0[name], value, rtol=1e-12, atol=1e-12)
+    for a, c in zip(reports_by_rank[0]["history"], single_history, strict=True):
+        assert a["val_loss"] == pytest.approx(c["val_loss"], rel=1e-12, abs=1e-14)
+
+
 def test_helpers_without_torchrun(monkeypatch):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(key, raising=False)
     info = init_distributed(device="cpu")
     assert (info.rank, info.world_size, info.backend, info.is_main) == (0, 1, None, True)
+    assert (info.node_rank, info.local_world_size) == (0, 1)
     assert not is_distributed() and is_main_process()
     assert get_rank() == 0 and get_world_size() == 1
     barrier()  # no-op
