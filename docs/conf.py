@@ -1,6 +1,7 @@
 """Sphinx configuration of the geo_neuralop documentation site (``make docs``).
 
-Offline: no intersphinx, no remote theme assets, MathJax copied into the site. numpydoc renders the docstrings,
+Offline: no intersphinx, no remote theme assets, MathJax copied into the site. numpydoc
+renders the docstrings,
 myst-parser the Markdown pages, sphinx-gallery runs ``examples/*.py`` (pass
 ``-D plot_gallery=0`` for a quick build that does not run them).
 """

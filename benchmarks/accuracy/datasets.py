@@ -21,7 +21,7 @@ import torch
 
 from geo_neuralop.data import generate_dataset, read_card, resolve_parameters
 from geo_neuralop.data.dataset_card import compute_splits
-from geo_neuralop.data.generate import MANIFEST_FORMAT
+from geo_neuralop.data.dataset_folder import MANIFEST_FORMAT
 from geo_neuralop.data.storage import (
     CARD_NAME,
     MANIFEST_NAME,

@@ -439,12 +439,13 @@ class StudyRunner:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "study_run.json", {"fingerprint": fingerprint,
                                                   "config": plan.config})
-        resume = any((run_dir / "checkpoints").glob("*.pt"))
+        train_dir = run_dir / "train"  # the trainer's own run folder (marked and locked)
+        resume = any((train_dir / "checkpoints").glob("*.pt"))
         load_start = os.getloadavg()[0]
         clock = time.perf_counter()
         self.log(f"  {'resuming' if resume else 'training'} {plan.label} seed {plan.seed}, "
                  f"{plan.epochs} epochs ({plan.params:,} parameters)")
-        result = run_experiment(self._config_with_path(plan.config), run_dir, resume=resume,
+        result = run_experiment(self._config_with_path(plan.config), train_dir, resume=resume,
                                 overwrite=not resume)
         train_s = time.perf_counter() - clock
         model, experiment = load_trained_model(result["checkpoint"])
