@@ -62,18 +62,30 @@ class RingStencil:
     differential : bool
         A differential (zero-sum, linearly consistent, divided by the radius)
         kernel; needs the output grid to be the input grid.
+    max_edges : float, optional
+        Refuse (before anything is built) a radius whose neighbourhoods hold more
+        than about this many ``(output point, input point)`` pairs over the whole
+        output grid, the edges of the equivalent per-point kernel (see
+        :func:`~geo_neuralop.kernels.disco_kernel`); None: no limit.
+    name, max_edges_name : str
+        How messages call the radius and the edge limit (a layer or model passes
+        the names of its own arguments, e.g. ``"disco_radius"``).
     """
 
     basis: FilterBasis
     radius: float
     normalization: str = "mean"
     differential: bool = False
+    max_edges: float | None = None
+    name: str = "radius"
+    max_edges_name: str = "max_edges"
 
     def __post_init__(self) -> None:
         if not isinstance(self.basis, FilterBasis):
             raise TypeError(f"basis must be a FilterBasis, got {type(self.basis).__name__}")
         if not is_number(self.radius) or not 0 < float(self.radius) < math.pi:
-            raise ValueError(f"radius must be an angle in (0, pi) radians, got {self.radius!r}")
+            raise ValueError(f"{self.name} must be an angle in (0, pi) radians, got "
+                             f"{self.radius!r}")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got "
                              f"{self.normalization!r}")
@@ -143,6 +155,8 @@ class SphereRingKernel:
         (nlat_in, nlon_in), (nlat_out, nlon_out) = self.in_grid.shape, self.out_grid.shape
         self.nlat_in, self.nlon_in, self.nlat_out, self.nlon_out = nlat_in, nlon_in, nlat_out, \
             nlon_out
+        for spec in specs:
+            _check_edges(spec, nlat_in * nlon_in, nlat_out * nlon_out)
         self.period = math.gcd(nlon_in, nlon_out)  # longitude shifts that map both grids
         self.meridians = nlon_out // self.period
         self.shift = nlon_in // self.period  # input longitudes per output shift
@@ -421,6 +435,25 @@ def _stencil(index: int, spec: RingStencil | dict) -> RingStencil:
                     f"{type(spec).__name__}")
 
 
+def _check_edges(spec: RingStencil, n_in: int, n_out: int) -> None:
+    """Refuse a stencil whose per-point kernel would exceed its ``max_edges``.
+
+    The estimate is ``n_out n_in (1 - cos r) / 2``: every output point against the
+    input points in a spherical cap of angle ``r`` (the cap's share of the sphere).
+    """
+    if spec.max_edges is None:
+        return
+    estimate = n_out * n_in * (1.0 - math.cos(float(spec.radius))) / 2.0
+    if estimate > spec.max_edges:
+        gigabytes = estimate * (4 * spec.basis.kernel_size + 8) / 1e9
+        raise ValueError(
+            f"{spec.name}={float(spec.radius):g} gives about {estimate:.3g} kernel edges (pairs "
+            f"of the {n_out} output and {n_in} input grid points within the radius), about "
+            f"{gigabytes:.3g} GB of memory while building; this is above "
+            f"{spec.max_edges_name}={spec.max_edges:g}. Use a smaller {spec.name}, or raise "
+            f"{spec.max_edges_name} to build it anyway")
+
+
 def _meridian_taps(in_grid: SphereGridSpec, out_grid: SphereGridSpec,
                    stencils: Sequence[RingStencil]):
     """The stencils of the output meridians against the input grid.
@@ -473,7 +506,8 @@ def _meridian_taps(in_grid: SphereGridSpec, out_grid: SphereGridSpec,
     k0 = 0
     for spec in stencils:
         edge_index, values = disco_edges(points, spec.basis, float(spec.radius),
-                                         spec.normalization, spec.differential, torch.float64)
+                                         spec.normalization, spec.differential, torch.float64,
+                                         names=(spec.name, f"{nlat_out} x {nlon_out} grid"))
         k = values.shape[0]
         full = torch.zeros(edge_index.shape[1], k_total, dtype=torch.float64)
         full[:, k0:k0 + k] = values.T

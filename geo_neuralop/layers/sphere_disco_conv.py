@@ -88,7 +88,8 @@ class _SphereLocalConv(nn.Module):
     def stencil(self) -> RingStencil:
         """How the layer's kernel is built (basis, radius, normalization, differential)."""
         return RingStencil(self.conv.basis, float(self.conv.radius), self.conv.normalization,
-                           self.conv.differential)
+                           self.conv.differential, max_edges=self.conv.max_edges,
+                           name=self.conv.radius_name, max_edges_name=self.conv.max_edges_name)
 
     def uses_ring(self, src: GridKey, dst: GridKey) -> bool:
         """Whether the kernel from grid ``src`` to ``dst`` is applied in ring form."""
