@@ -197,7 +197,8 @@ def navier_stokes_superresolution(quick: bool = False) -> StudySpec:
 
 # ------------------------------------------------------------------------------- 3. Darcy
 def darcy(quick: bool = False) -> StudySpec:
-    """FNO vs AM-FNO (MLP/KAN, Chebyshev/Fourier) vs LocalNO vs neuraloperator's FNO."""
+    """FNO vs AM-FNO (MLP/KAN, Chebyshev/Fourier) vs LocalNO vs Hartley FNO vs TFNO vs
+    neuraloperator's FNO."""
     res = 17 if quick else 64
     modes = [8, 8] if quick else [16, 16]
     width = 8 if quick else 32
@@ -214,6 +215,15 @@ def darcy(quick: bool = False) -> StudySpec:
                    note="the KAN reads the frequency itself (no embedding)"),
         ModelEntry("LocalNO", {"name": "local_no", "n_modes": modes, "hidden_channels": width,
                                "domain_padding": pad}),
+        ModelEntry("FNO (Hartley)", {"name": "fno", "n_modes": modes, "hidden_channels": width,
+                                     "domain_padding": pad, "basis": "hartley"},
+                   note="real Hartley multipliers on the same modes, width matched"),
+        ModelEntry("TFNO (Tucker, rank 0.25)", {"name": "tfno", "n_modes": modes,
+                                                "hidden_channels": width, "domain_padding": pad,
+                                                "factorization": "tucker", "rank": 0.25},
+                   width_key=None,
+                   note="FNO's width with Tucker-factorized spectral weights (not matched: "
+                        "the point is fewer parameters)"),
         ModelEntry("FNO (neuraloperator)", {"name": "nop_fno", "n_modes": [modes[0] + 1,
                                                                            modes[1]],
                                             "hidden_channels": width,
