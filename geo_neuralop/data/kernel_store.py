@@ -103,11 +103,6 @@ class KernelStore:
         self.recipe = json.loads(text)
         self.root = Path(root)
         self.folder = self.root / f"v{STORE_FORMAT}" / recipe_key(recipe)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        card = self.folder / "recipe.json"
-        if not card.exists():
-            with atomic_path(card) as tmp:
-                tmp.write_text(json.dumps(self.recipe, indent=2, sort_keys=True) + "\n")
         self.builds = 0  # operators built (misses) by this instance
         self.loads = 0  # operators read from disk by this instance
 
@@ -141,10 +136,20 @@ class KernelStore:
         self.loads += 1
         return bundle.unpack()
 
+    def _create(self) -> None:
+        """The store's folder and its recipe card, made at the first write (so a store that
+        is never written leaves nothing behind, e.g. in a run folder not yet claimed)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        card = self.folder / "recipe.json"
+        if not card.exists():
+            with atomic_path(card) as tmp:
+                tmp.write_text(json.dumps(self.recipe, indent=2, sort_keys=True) + "\n")
+
     def save(self, key: str, operators: Mapping[str, Any]) -> Path:
         """Write the operators of geometry ``key`` atomically; returns the file."""
         bundle = KernelBundle(operators, meta=self._meta(key))
         path = self.path(key)
+        self._create()
         with atomic_path(path) as tmp:
             bundle.write(tmp)
         return path

@@ -135,6 +135,11 @@ def _node_types(value: Any) -> str | None:
     return f"must be 'auto' or a non-negative int, got {value!r}"
 
 
+def _auto_or_bool(value: Any) -> str | None:
+    return None if value in ("auto", True, False) else \
+        f"must be true, false or 'auto', got {value!r}"
+
+
 def _residual(value: Any) -> str | None:
     return None if value in ("auto", True, False) else \
         f"must be true, false or 'auto', got {value!r}"
@@ -174,6 +179,14 @@ DATA_KEYS: dict[str, Key] = {
                              "(evenly spaced; null: all)", _positive),
     "max_val_samples": Key(int | None, None, "use at most this many validation samples",
                            _positive),
+    "precompute_kernels": Key(bool | str, "auto", "build the per-mesh kernels of mesh models "
+                              "(MeshNO, MeshGraphNet) once per geometry in the data pipeline "
+                              "(DataLoader workers) and keep them in a kernel store, so the "
+                              "training step builds none: 'auto' (models that have them), true "
+                              "or false (the model's own caches)", _auto_or_bool),
+    "kernel_store": Key(str | None, None, "folder of that kernel store; runs whose models build "
+                        "the same kernels can share one (e.g. beside the dataset). null: "
+                        "<out_dir>/kernel_store"),
 }
 
 EVALUATION_KEYS: dict[str, Key] = {

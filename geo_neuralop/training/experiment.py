@@ -144,6 +144,16 @@ class Experiment:
     adapter: DataAdapter
     trainer: ExperimentTrainer
     out_dir: Path
+    splits: tuple = ()
+    kernel_transform: Any = None
+
+    def attach_kernels(self) -> None:
+        """Let the training and validation splits attach the model's per-mesh kernels
+        (``data.precompute_kernels``). Called once the run folder is claimed: the default
+        kernel store lives in it."""
+        if self.kernel_transform is not None:
+            for split in self.splits:
+                split.transform = self.kernel_transform
 
     @property
     def state(self) -> dict[str, Any]:
@@ -183,6 +193,8 @@ def build_experiment(config: Mapping[str, Any] | str | os.PathLike,
     model = build_model(cfg["model"], spec)
     cfg["model"] = {"name": cfg["model"]["name"], "residual": spec.residual,
                     **copy.deepcopy(model.config)}
+    # per-mesh kernels built in the data pipeline, not in the step (see attach_kernels)
+    transform = kernel_transform(model, data_cfg, trainer_cfg["out_dir"])
     adapter = make_adapter(spec, trainer_cfg["noise_std"])
     loss = adapter.loss(trainer_cfg["loss"], sobolev_s=trainer_cfg["sobolev_s"])
     if rollout_steps > 1 and not spec.can_rollout:
@@ -206,7 +218,32 @@ def build_experiment(config: Mapping[str, Any] | str | os.PathLike,
                                 batch_fn=adapter.batch_fn, forward_fn=adapter.forward,
                                 metric_fn=adapter.metric_fn(), next_input_fn=adapter.next_input,
                                 experiment=state)
-    return Experiment(cfg, spec, model, adapter, trainer, Path(tcfg.out_dir))
+    splits = tuple(s for s in (train, val) if s is not None)
+    return Experiment(cfg, spec, model, adapter, trainer, Path(tcfg.out_dir), splits, transform)
+
+
+def kernel_transform(model: nn.Module, data_cfg: Mapping[str, Any],
+                     out_dir: str | os.PathLike) -> Any:
+    """The sample transform that attaches the model's per-mesh kernels, or None.
+
+    Models with ``build_kernels`` and ``kernel_recipe`` (MeshNO, MeshGraphNet) get their
+    kernels built once per geometry where samples are loaded (the DataLoader workers),
+    kept in a :class:`~geo_neuralop.data.KernelStore` (``data.kernel_store``, default
+    ``<out_dir>/kernel_store``) and attached to each sample, so that a dataset of many
+    meshes costs no kernel construction in the training step.
+    """
+    wanted = data_cfg.get("precompute_kernels", "auto")
+    able = callable(getattr(model, "build_kernels", None)) and callable(
+        getattr(model, "kernel_recipe", None))
+    if wanted is False or (wanted == "auto" and not able):
+        return None
+    if not able:
+        raise ConfigError([f"data.precompute_kernels: model {type(model).__name__} has no "
+                           f"per-mesh kernels to precompute (only mesh models do)"])
+    from geo_neuralop.data import PrecomputeKernels
+
+    store = data_cfg.get("kernel_store") or Path(out_dir) / "kernel_store"
+    return PrecomputeKernels(model.build_kernels, model.kernel_recipe(), store=store)
 
 
 def _check_resume(out_dir: Path, cfg: Mapping[str, Any]) -> None:
@@ -279,6 +316,7 @@ def _train_and_evaluate(exp: Experiment, resume: bool, overwrite: bool,
     cfg, out = exp.config, exp.out_dir
     if _rank() == 0:
         dump_config(cfg, out / "config.yaml")
+    exp.attach_kernels()
     start = time.perf_counter()
     history = exp.trainer.fit(resume=resume, overwrite=overwrite)
     train_time = time.perf_counter() - start

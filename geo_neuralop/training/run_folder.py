@@ -46,6 +46,10 @@ RUN_FILES = (
     "evaluation/predictions/*_sample[0-9][0-9][0-9].h5",
     "evaluation/predictions/.*.tmp.h5",
     "tensorboard/events.out.tfevents.*",
+    # the default kernel store of mesh models (data.precompute_kernels): one folder per
+    # store format and kernel recipe, one file per geometry
+    "kernel_store/v[0-9]*/*/recipe.json", "kernel_store/v[0-9]*/*/*.kb",
+    "kernel_store/v[0-9]*/*/.*.tmp.kb", "kernel_store/v[0-9]*/*/.*.tmp.json",
 )
 
 

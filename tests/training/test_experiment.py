@@ -403,3 +403,53 @@ def test_cylinder_mesh_no_with_reynolds_and_node_types(tmp_path):
     assert roll["steps"] == 3 and np.isfinite(roll["model"]["rel_l2"]).all()
     pred = load_predictions(Path(result["evaluation"]["predictions"][0]))
     assert pred.field_names == ["u", "v", "p"] and pred.cloud.faces is not None
+
+
+def test_mesh_kernels_are_precomputed_outside_the_training_step(tmp_path, monkeypatch):
+    """data.precompute_kernels (default 'auto' for mesh models): the per-mesh kernels are built
+    once per geometry where samples are loaded, kept in <out>/kernel_store, and the training
+    step builds none; the losses equal those of the model's own caches exactly, and a
+    second run over the same store builds nothing at all."""
+    from geo_neuralop.layers import DiscoConv
+
+    data = tmp_path / "cyl"
+    generate_dataset("cylinder", data, n_samples=4, params={
+        "n_frames": 4, "spin_up": 0.25, "target_vertices": 300}, progress=False, log=None)
+    model = {"name": "mesh_no", "latent_shape": [16, 8], "hidden_channels": 8, "n_layers": 1,
+             "mesh_layers": True, "mesh_radius": 0.3}
+    calls = {"step": 0, "built": 0}
+    original_of, original_build = DiscoConv.kernels_of, DiscoConv.build_kernel
+
+    def kernels_of(self, *args, **kwargs):  # the model's own cache: used in forward only
+        calls["step"] += 1
+        return original_of(self, *args, **kwargs)
+
+    def build_kernel(self, *args, **kwargs):
+        calls["built"] += 1
+        return original_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(DiscoConv, "kernels_of", kernels_of)
+    monkeypatch.setattr(DiscoConv, "build_kernel", build_kernel)
+    histories = {}
+    for name, precompute in (("store", "auto"), ("caches", False), ("again", "auto")):
+        config = write_config(tmp_path / f"{name}.yaml", data, model,
+                              trainer={"epochs": 2, "batch_size": 2},
+                              evaluation={"after_training": False},
+                              precompute_kernels=precompute,
+                              kernel_store=str(tmp_path / "shared") if name != "caches"
+                              else None)
+        calls.update(step=0, built=0)
+        result = run_experiment(config, tmp_path / name)
+        histories[name] = ([r["train_loss"] for r in result["history"]], dict(calls))
+    meshes = len(list((tmp_path / "shared").rglob("*.kb")))
+    assert meshes == 3  # train and val trajectories, one mesh each (the test split unread)
+    assert histories["store"][1] == {"step": 0, "built": 4 * meshes}  # 4 kernels per mesh
+    assert histories["caches"][1]["step"] > 0
+    assert histories["again"][1] == {"step": 0, "built": 0}  # read from the shared store
+    assert histories["store"][0] == histories["caches"][0] == histories["again"][0]
+    from geo_neuralop.training.experiment import kernel_transform
+
+    with pytest.raises(ConfigError, match="precompute_kernels: model Linear has no per-mesh"):
+        kernel_transform(torch.nn.Linear(1, 1), {"precompute_kernels": True}, tmp_path)
+    assert kernel_transform(torch.nn.Linear(1, 1), {"precompute_kernels": "auto"}, tmp_path) \
+        is None
