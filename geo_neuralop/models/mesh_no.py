@@ -145,7 +145,7 @@ class MeshNO(nn.Module):
         latent_margin: float = 0.05,
         normalization: str = "mean",
         mesh_layers: bool = False,
-        mesh_radius: float | None = None,
+        mesh_radius: float | Mapping[str, Any] | None = None,
         positional_embedding: bool = True,
         activation: str = "gelu",
         kernel_cache_size: int = 64,

@@ -103,6 +103,31 @@ def build_model(model_cfg: Mapping[str, Any], spec: DataSpec) -> nn.Module:
         raise ConfigError([f"model: {name!r} rejected its arguments: {error}"]) from error
 
 
+def resolve_radius_field(model_cfg: Mapping[str, Any], train: Any) -> dict[str, Any]:
+    """``mesh_radius: {cells: C[, shape: [nx, ny]]}`` made into a radius field of the data.
+
+    A mesh model's ``mesh_radius`` may be given in cells of the local mesh spacing: the
+    field ``RadiusField.from_cloud(first training mesh, cells=C)`` is computed here and
+    stored in the config (``{domain, values}``), so the checkpoint rebuilds exactly this
+    operator for every mesh the model sees later. Other configs are returned unchanged.
+    """
+    radius = model_cfg.get("mesh_radius")
+    if not isinstance(radius, Mapping) or "cells" not in radius:
+        return dict(model_cfg)
+    extra = set(radius) - {"cells", "shape"}
+    if extra:
+        raise ConfigError([f"model.mesh_radius: a radius in cells takes 'cells' and optionally "
+                           f"'shape', got also {sorted(extra)}"])
+    from geo_neuralop.kernels import RadiusField
+
+    try:
+        field = RadiusField.from_cloud(train.cloud(train.indices[0]), cells=radius["cells"],
+                                       shape=radius.get("shape"))
+    except (TypeError, ValueError) as error:
+        raise ConfigError([f"model.mesh_radius: {error}"]) from error
+    return {**model_cfg, "mesh_radius": field.to_dict()}
+
+
 def _channel_story(spec: DataSpec, key: str) -> str:
     if key == "out_channels":
         return f"targets {spec.targets}"
@@ -189,6 +214,7 @@ def build_experiment(config: Mapping[str, Any] | str | os.PathLike,
     val = None
     if data_cfg["val_split"] is not None:
         val = load_split(data_cfg["path"], data_cfg["val_split"], data_cfg, **common)
+    cfg["model"] = resolve_radius_field(cfg["model"], train)
     torch.manual_seed(int(trainer_cfg["seed"]))  # the model's initial weights
     model = build_model(cfg["model"], spec)
     cfg["model"] = {"name": cfg["model"]["name"], "residual": spec.residual,

@@ -453,3 +453,32 @@ def test_mesh_kernels_are_precomputed_outside_the_training_step(tmp_path, monkey
         kernel_transform(torch.nn.Linear(1, 1), {"precompute_kernels": True}, tmp_path)
     assert kernel_transform(torch.nn.Linear(1, 1), {"precompute_kernels": "auto"}, tmp_path) \
         is None
+
+
+def test_graded_cylinder_meshes_take_a_mesh_radius_in_cells(tmp_path):
+    """The DFG channel is graded: a fixed mesh_radius of 0.06 cannot span two directions in
+    the coarse corners (the issue's failure), while mesh_radius: {cells: 2.5} becomes a
+    radius field of the first training mesh, stored in the model's config, so that the
+    saved model rebuilds the same operator."""
+    data = tmp_path / "cyl"
+    generate_dataset("cylinder", data, n_samples=3, params={
+        "n_frames": 4, "spin_up": 0.25, "target_vertices": 300}, progress=False, log=None)
+    model = {"name": "mesh_no", "latent_shape": [16, 8], "hidden_channels": 8, "n_layers": 1,
+             "mesh_layers": True, "mesh_radius": 0.06}
+    fixed = write_config(tmp_path / "fixed.yaml", data, model, trainer={"epochs": 1})
+    with pytest.raises(ValueError, match="do not span its 2 directions"):
+        run_experiment(fixed, tmp_path / "fixed")
+    cells = write_config(tmp_path / "cells.yaml", data, {**model, "mesh_radius": {"cells": 2.5}},
+                         trainer={"epochs": 1, "batch_size": 2},
+                         evaluation={"rollout_steps": 2})
+    result = run_experiment(cells, tmp_path / "cells")
+    stored = result["config"]["model"]["mesh_radius"]
+    assert set(stored) == {"domain", "values"}
+    radii = np.asarray(stored["values"])
+    assert radii.max() > 3 * radii.min()  # follows the grading (fine at the cylinder)
+    assert np.isfinite(result["evaluation"]["one_step"]["model"]["rel_l2"])
+    assert load_model(Path(result["model_path"])).mesh_radius.to_dict() == stored
+    bad = write_config(tmp_path / "bad.yaml", data, {**model, "mesh_radius": {"cells": 2.5,
+                                                                               "size": 3}})
+    with pytest.raises(ConfigError, match="mesh_radius: a radius in cells takes 'cells'"):
+        run_experiment(bad, tmp_path / "bad")
