@@ -51,6 +51,27 @@ OPERATOR_TYPES = ("driscoll-healy", "driscoll-healy-complex", "diagonal")
 _CACHE_SIZE = 16
 
 
+def release_torch_harmonics_tables() -> None:
+    """Empty torch-harmonics' cache of Legendre tables (float64, up to 20 of them).
+
+    torch-harmonics 0.8/0.9 memoize ``_precompute_legpoly`` with the colatitude tensor in
+    the key; a tensor hashes by identity, so a later transform never finds an entry, but
+    every table stays alive (751 MB each for a 721 x 1440 grid at lmax 361). Our layers
+    copy what they need, so the entries are dropped. A private helper, looked up
+    defensively: nothing happens when it is not there.
+    """
+    try:
+        from torch_harmonics import legendre
+    except ImportError:  # pragma: no cover - torch-harmonics is a dependency
+        return
+    for name in ("_precompute_legpoly", "_precompute_dlegpoly"):
+        wrapper = getattr(legendre, name, None)
+        for cell in getattr(wrapper, "__closure__", None) or ():
+            clear = getattr(cell.cell_contents, "cache_clear", None)
+            if callable(clear):
+                clear()
+
+
 def sht_degree_limit(nlat: int, nlon: int) -> int:
     """Largest ``lmax`` (exclusive) used on an ``nlat x nlon`` grid: ``min(nlat, nlon//2 + 1)``."""
     return min(nlat, nlon // 2 + 1)
@@ -86,6 +107,10 @@ class SphericalSpectralConv(nn.Module):
         :mod:`~geo_neuralop.layers.factorized_tensors`); None: a plain parameter.
     rank : int, float or sequence of int
         Rank of the factorization (a float in (0, 1]: fraction of the dense parameters).
+    operator_cache : BoundedCache, optional
+        Where the Legendre operators of the fast path are kept (default: the layer's
+        own). A model passes one cache to all its layers so that layers on the same
+        grids hold their operators once.
 
     Attributes
     ----------
@@ -126,6 +151,7 @@ class SphericalSpectralConv(nn.Module):
         init_std: float | str = "auto",
         factorization: str | None = None,
         rank: float | int | Sequence[int] = 1.0,
+        operator_cache: BoundedCache | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -173,8 +199,12 @@ class SphericalSpectralConv(nn.Module):
             self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
         else:
             self.register_parameter("bias", None)
-        self.transform_cache: BoundedCache[tuple] = \
-            BoundedCache(_CACHE_SIZE)
+        self.transform_cache: BoundedCache[tuple] = BoundedCache(_CACHE_SIZE)
+        # the Legendre operators of the fast path: a model may hand the same cache to all
+        # its layers, whose operators are then held once (keys name the layer's grids and
+        # degrees; at 0.25 degrees one pair of them takes about 0.6 GB)
+        self.operator_cache: BoundedCache[tuple] = operator_cache if operator_cache is not None \
+            else BoundedCache(_CACHE_SIZE)
 
     # ------------------------------------------------------------------ transforms
 
@@ -256,11 +286,35 @@ class SphericalSpectralConv(nn.Module):
         out_shape = self._output_shape(x, output_shape)
         if self.grid == self.out_grid and out_shape == tuple(x.shape[-2:]):
             return x
-        b, c = x.shape[:2]
-        sht, isht, degrees, orders = self.transforms(tuple(x.shape[2:]), out_shape,
-                                                     x.dtype, x.device)
-        coeffs = sht(x.reshape(b * c, *x.shape[2:]))[..., :degrees, :orders]
-        return self._synthesis(coeffs, isht).reshape(b, c, *out_shape)
+        dtype = x.dtype
+        work = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+        analysis, synthesis, degrees, orders = self.legendre_operators(
+            tuple(x.shape[2:]), out_shape, work.dtype, work.device)
+        b, c = work.shape[:2]
+        coeffs = torch.bmm(analysis, self._spectrum(work, orders))  # [M, L, B * C * 2]
+        return self._fields(coeffs.transpose(1, 2), synthesis, b, c, out_shape).to(dtype)
+
+    @staticmethod
+    def _spectrum(x: torch.Tensor, orders: int) -> torch.Tensor:
+        """Longitude FFT of ``x [B, C, K, nlon]``, orders ``m < M``, as ``[M, K, B * C * 2]``
+        real."""
+        b, c, k = x.shape[:3]
+        spec = torch.view_as_real(torch.fft.rfft(x, dim=-1, norm="forward")[..., :orders])
+        return spec.permute(3, 2, 0, 1, 4).reshape(orders, k, b * c * 2)
+
+    @staticmethod
+    def _fields(coeffs: torch.Tensor, synthesis: torch.Tensor, b: int, c: int,
+                out_shape: tuple[int, int]) -> torch.Tensor:
+        """The fields ``[B, C, *out_shape]`` of coefficients ``[M, B * C * 2, L]``."""
+        m = coeffs.shape[0]
+        k_out, nlon_out = out_shape
+        fields = torch.bmm(coeffs, synthesis)  # [M, B * C * 2, K]
+        fields = fields.view(m, b, c, 2, k_out).permute(1, 2, 4, 0, 3)  # [B, C, K, M, 2]
+        half = nlon_out // 2 + 1
+        if half > m:
+            fields = nn.functional.pad(fields, (0, 0, 0, half - m))
+        return torch.fft.irfft(torch.view_as_complex(fields.contiguous()), n=nlon_out, dim=-1,
+                               norm="forward")
 
     def legendre_operators(self, in_shape: Sequence[int], out_shape: Sequence[int],
                            dtype: torch.dtype, device: torch.device
@@ -277,15 +331,20 @@ class SphericalSpectralConv(nn.Module):
         degrees, orders : int
             ``L`` and ``M``.
         """
-        key = ("legendre", tuple(in_shape), tuple(out_shape), dtype, str(device))
+        key = ("legendre", self.grid, self.out_grid, self.lmax, self.mmax, tuple(in_shape),
+               tuple(out_shape), dtype, str(device))
 
         def build() -> tuple[torch.Tensor, torch.Tensor, int, int]:
-            sht, isht, degrees, orders = self.transforms(in_shape, out_shape, dtype, device)
-            analysis = (2.0 * math.pi) * sht.weights[:orders, :degrees].contiguous()
+            # torch-harmonics' modules are made for their tables only and not kept
+            sht, isht, degrees, orders = self._build_transforms(in_shape, out_shape, dtype,
+                                                                device)
+            analysis = sht.weights[:orders, :degrees].mul(2.0 * math.pi)
             synthesis = isht.pct[:orders, :degrees].contiguous()
+            del sht, isht
+            release_torch_harmonics_tables()
             return analysis, synthesis, degrees, orders
 
-        return self.transform_cache.get_or_build(key, build)
+        return self.operator_cache.get_or_build(key, build)
 
     def _check_x(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
@@ -323,21 +382,12 @@ class SphericalSpectralConv(nn.Module):
         work = x.float() if dtype in (torch.float16, torch.bfloat16) else x
         analysis, synthesis, degrees, orders = self.legendre_operators(
             tuple(x.shape[2:]), out_shape, work.dtype, work.device)
-        b, i, k_in = work.shape[0], self.in_channels, work.shape[2]
-        o, (k_out, nlon_out) = self.out_channels, out_shape
-        m = orders
+        b, i, o, m = work.shape[0], self.in_channels, self.out_channels, orders
         # longitude FFT, orders m < M: [B, I, K, M] complex -> [M, K, B * I * 2] real
-        spec = torch.view_as_real(torch.fft.rfft(work, dim=-1, norm="forward")[..., :m])
-        spec = spec.permute(3, 2, 0, 1, 4).reshape(m, k_in, b * i * 2)
+        spec = self._spectrum(work, m)
         coeffs = torch.bmm(analysis, spec)  # [M, L, B * I * 2]: coefficients (l, m)
         mixed = self._mix(coeffs.view(m, degrees, b, i, 2), degrees, orders)  # [M, B, O, 2, L]
-        fields = torch.bmm(mixed.reshape(m, b * o * 2, degrees), synthesis)  # [M, B*O*2, K]
-        fields = fields.view(m, b, o, 2, k_out).permute(1, 2, 4, 0, 3)  # [B, O, K, M, 2]
-        half = nlon_out // 2 + 1
-        if half > m:
-            fields = nn.functional.pad(fields, (0, 0, 0, half - m))
-        y = torch.fft.irfft(torch.view_as_complex(fields.contiguous()), n=nlon_out, dim=-1,
-                            norm="forward")
+        y = self._fields(mixed.reshape(m, b * o * 2, degrees), synthesis, b, o, out_shape)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y.to(dtype)

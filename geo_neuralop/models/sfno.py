@@ -13,6 +13,7 @@ from geo_neuralop.layers.embeddings import SphereEmbedding
 from geo_neuralop.layers.spectral_block import SpectralBlock
 from geo_neuralop.layers.spherical_spectral_conv import SphericalSpectralConv
 from geo_neuralop.models.registry import register_model
+from geo_neuralop.utils.cache import BoundedCache
 
 __all__ = ["SFNO", "internal_grid_shape"]
 
@@ -151,12 +152,16 @@ class SFNO(nn.Module):
         lifting_hidden = round(lifting_channel_ratio * hidden_channels)
         self.lifting = ChannelMLP(in_channels + n_embed, hidden_channels, max(lifting_hidden, 1),
                                   n_layers=2 if lifting_hidden > 0 else 1, activation=activation)
+        # one store of Legendre operators for all blocks: the blocks on the internal grid
+        # share theirs (at 0.25 degrees a pair takes about 0.6 GB)
+        operators: BoundedCache[tuple] = BoundedCache(4 * (n_layers + 2))
         self.blocks = nn.ModuleList([
             SpectralBlock(
                 SphericalSpectralConv(hidden_channels, hidden_channels, lmax, mmax=mmax,
                                       grid=grids(i)[0], out_grid=grids(i)[1],
                                       operator_type=operator_type, bias=conv_bias,
-                                      factorization=factorization, rank=rank),
+                                      factorization=factorization, rank=rank,
+                                      operator_cache=operators),
                 hidden_channels, hidden_channels, skip=skip, use_channel_mlp=use_channel_mlp,
                 channel_mlp_expansion=channel_mlp_expansion, channel_mlp_skip=channel_mlp_skip,
                 norm=norm, activation=activation, final_activation=i < n_layers - 1,

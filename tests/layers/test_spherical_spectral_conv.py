@@ -192,3 +192,31 @@ def test_invalid_arguments():
         conv(torch.randn(1, 3, 9, 16))
     with pytest.raises(ValueError, match="output_shape"):
         conv(torch.randn(1, 2, 9, 16), output_shape=(9,))
+
+
+def test_layers_of_a_model_share_their_legendre_operators_and_no_torch_harmonics_tables():
+    """SFNO's blocks on the internal grid hold one copy of the Legendre operators (a pair
+    takes 0.6 GB at 0.25 degrees), and torch-harmonics' memo of float64 tables, whose keys
+    can never be found again, is emptied once the operators are copied."""
+    import gc
+
+    from torch_harmonics import legendre
+
+    from geo_neuralop.models import SFNO
+
+    model = SFNO(2, 2, lmax=8, hidden_channels=4, n_layers=4, internal_grid="legendre-gauss",
+                 internal_scale=2)
+    model(torch.randn(1, 2, 17, 32))
+    convs = [block.conv for block in model.blocks]
+    assert len({id(c.operator_cache) for c in convs}) == 1
+    ops = [c.legendre_operators((9, 16), (9, 16), torch.float32, torch.device("cpu"))
+           for c in convs[1:3]]
+    assert ops[0][0] is ops[1][0] and ops[0][1] is ops[1][1]
+    assert len(convs[0].operator_cache) == 3  # in -> internal, internal, internal -> out
+    gc.collect()
+    tables = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)
+              and o.dtype == torch.float64 and o.dim() == 3 and o.shape[-1] in (9, 17)]
+    assert not tables
+    cached = [c.cell_contents for c in legendre._precompute_legpoly.__closure__
+              if hasattr(c.cell_contents, "cache_info")]
+    assert cached and cached[0].cache_info().currsize == 0
