@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_RESULTS = REPO / "benchmarks" / "results" / "accuracy"
 
 
 def build_parser(prog: str = "geo-neuralop study") -> argparse.ArgumentParser:
@@ -46,8 +47,7 @@ def build_parser(prog: str = "geo-neuralop study") -> argparse.ArgumentParser:
                         help="delete and rerun results made with another config or code")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "accuracy"),
                         help="datasets and checkpoints (default: %(default)s)")
-    parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results" /
-                                                     "accuracy"),
+    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS),
                         help="result files, tables, plots (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes for data generation (default 1)")
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "geo-neuralop study") ->
     import torch
 
     from .notes import FINDINGS
-    from .report import write_readme, write_report
+    from .report import splice_readme, write_readme, write_report
     from .runner import StaleResultError, StudyPaths, StudyRunner, plan_runs, run_study
     from .studies import get_study, study_names
 
@@ -110,6 +110,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "geo-neuralop study") ->
     all_specs = [get_study(name, args.quick) for name in STUDIES]
     readme = write_readme(all_specs, paths.results, FINDINGS)
     print(f"wrote {readme}")
+    project = REPO / "README.md"
+    if not args.quick and paths.results.resolve() == DEFAULT_RESULTS.resolve() and \
+            project.is_file() and splice_readme(readme, project):
+        print(f"updated the Results section of {project}")
     return status
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +28,8 @@ from geo_neuralop.utils import atomic_path
 
 from .spec import StudySpec, run_key, tune_tag
 
-__all__ = ["aggregate", "load_runs", "mean_std", "write_readme", "write_report"]
+__all__ = ["aggregate", "load_runs", "mean_std", "splice_readme", "write_readme",
+           "write_report"]
 
 NA = "–"
 
@@ -750,6 +752,32 @@ def write_readme(specs: Sequence[StudySpec], results: Path, findings: Mapping[st
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+#: Markers of the project README's part that :func:`splice_readme` replaces.
+README_BEGIN = "<!-- accuracy results: written by `geo-neuralop study`; do not edit -->"
+README_END = "<!-- end of accuracy results -->"
+
+
+def splice_readme(section: Path, readme: Path) -> bool:
+    """Put the results section (``<results>/README.md``) into the project README.
+
+    The text between :data:`README_BEGIN` and :data:`README_END` is replaced, with the
+    section's relative links made relative to the README's folder. Returns False (and
+    writes nothing) when the README has no markers.
+    """
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    prefix = section.parent.resolve().relative_to(readme.parent.resolve()).as_posix()
+    body = section.read_text(encoding="utf-8")
+    body = re.sub(r"\]\((?!https?:|/|#)([^)]+)\)", lambda m: f"]({prefix}/{m.group(1)})", body)
+    new = text[:start + len(README_BEGIN)] + "\n" + body.rstrip() + "\n" + text[end:]
+    if new != text:
+        with atomic_path(readme) as tmp:
+            tmp.write_text(new, encoding="utf-8")
+    return True
 
 
 def _readme_plot(spec: StudySpec, agg: Mapping[str, Any]) -> str | None:

@@ -262,3 +262,28 @@ def test_every_model_gets_the_same_learning_rate_search(paths, runner):
     agg = write_report(spec, paths.results / "tiny")
     assert agg["models"]["FNO"]["lr"] == tuning["chosen"]["FNO"]
     assert "## Tuning" in (paths.results / "tiny" / "summary.md").read_text()
+
+
+def test_results_section_is_spliced_into_the_project_readme(tmp_path):
+    """The README's Results section is the harness's own file between two markers, with its
+    links made relative to the README; a README without markers is left alone."""
+    from benchmarks.accuracy.report import README_BEGIN, README_END, splice_readme
+
+    results = tmp_path / "benchmarks" / "results" / "accuracy"
+    results.mkdir(parents=True)
+    section = results / "README.md"
+    section.write_text("## Results\n\n| a | 0.12 |\n\n![swe](swe/rollout.png) "
+                       "[full](swe/summary.md) [site](https://x.org/a)\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# P\n\nintro\n\n{README_BEGIN}\nold table\n{README_END}\n\n## Layout\n")
+    assert splice_readme(section, readme)
+    text = readme.read_text()
+    assert "old table" not in text and "| a | 0.12 |" in text
+    assert "](benchmarks/results/accuracy/swe/rollout.png)" in text
+    assert "](benchmarks/results/accuracy/swe/summary.md)" in text
+    assert "](https://x.org/a)" in text
+    assert text.startswith("# P\n\nintro\n\n") and text.endswith(f"{README_END}\n\n## Layout\n")
+    assert splice_readme(section, readme) and readme.read_text() == text  # idempotent
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("# no markers\n")
+    assert not splice_readme(section, plain) and plain.read_text() == "# no markers\n"
