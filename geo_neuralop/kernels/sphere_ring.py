@@ -63,10 +63,11 @@ class RingStencil:
         A differential (zero-sum, linearly consistent, divided by the radius)
         kernel; needs the output grid to be the input grid.
     max_edges : float, optional
-        Refuse (before anything is built) a radius whose neighbourhoods hold more
-        than about this many ``(output point, input point)`` pairs over the whole
-        output grid, the edges of the equivalent per-point kernel (see
-        :func:`~geo_neuralop.kernels.disco_kernel`); None: no limit.
+        Refuse (before anything is built) a radius whose stencils hold more than
+        about this many ``(output point, input point)`` pairs: the pairs of the
+        output meridians a ring kernel builds (``nlat_out * meridians`` points, not
+        the whole output grid; see :func:`~geo_neuralop.kernels.disco_kernel` for
+        the per-point kernel's count); None: no limit.
     name, max_edges_name : str
         How messages call the radius and the edge limit (a layer or model passes
         the names of its own arguments, e.g. ``"disco_radius"``).
@@ -156,7 +157,7 @@ class SphereRingKernel:
         self.nlat_in, self.nlon_in, self.nlat_out, self.nlon_out = nlat_in, nlon_in, nlat_out, \
             nlon_out
         for spec in specs:
-            _check_edges(spec, nlat_in * nlon_in, nlat_out * nlon_out)
+            _check_edges(spec, nlat_in * nlon_in, nlat_out * ring_meridians(nlon_in, nlon_out))
         self.period = math.gcd(nlon_in, nlon_out)  # longitude shifts that map both grids
         self.meridians = nlon_out // self.period
         self.shift = nlon_in // self.period  # input longitudes per output shift
@@ -436,10 +437,11 @@ def _stencil(index: int, spec: RingStencil | dict) -> RingStencil:
 
 
 def _check_edges(spec: RingStencil, n_in: int, n_out: int) -> None:
-    """Refuse a stencil whose per-point kernel would exceed its ``max_edges``.
+    """Refuse a stencil whose meridian stencils would exceed its ``max_edges``.
 
-    The estimate is ``n_out n_in (1 - cos r) / 2``: every output point against the
-    input points in a spherical cap of angle ``r`` (the cap's share of the sphere).
+    The estimate is ``n_out n_in (1 - cos r) / 2``: each of the ``n_out`` meridian
+    points against the input points in a spherical cap of angle ``r`` (the cap's share
+    of the sphere).
     """
     if spec.max_edges is None:
         return
@@ -448,7 +450,8 @@ def _check_edges(spec: RingStencil, n_in: int, n_out: int) -> None:
         gigabytes = estimate * (4 * spec.basis.kernel_size + 8) / 1e9
         raise ValueError(
             f"{spec.name}={float(spec.radius):g} gives about {estimate:.3g} kernel edges (pairs "
-            f"of the {n_out} output and {n_in} input grid points within the radius), about "
+            f"of the {n_out} output meridian points and {n_in} input grid points within the "
+            f"radius), about "
             f"{gigabytes:.3g} GB of memory while building; this is above "
             f"{spec.max_edges_name}={spec.max_edges:g}. Use a smaller {spec.name}, or raise "
             f"{spec.max_edges_name} to build it anyway")
