@@ -43,13 +43,16 @@ from common import RESULTS, fmt, machine, measure, write_results  # noqa: E402
 
 HIDDEN, LAYERS, SCALE, CELLS = 32, 4, 2, 2.0
 SIZES = [(129, 256), (181, 360), (361, 720), (721, 1440)]
+CHECKPOINT_ENV = "GEO_NEURALOP_SPHERE_SCALE_CHECKPOINT_BLOCKS"
 
 
 def _config(nlat: int, nlon: int, grid: str) -> dict:
     inner = (nlat - 1) // SCALE + 1
+    # --checkpoint-blocks reaches the case processes through the environment
     return {"in_channels": 3, "out_channels": 3, "lmax": inner, "hidden_channels": HIDDEN,
             "n_layers": LAYERS, "grid": grid, "internal_grid": "legendre-gauss",
-            "internal_scale": SCALE}
+            "internal_scale": SCALE,
+            "checkpoint_blocks": os.environ.get(CHECKPOINT_ENV) == "1"}
 
 
 def _radius(nlat: int) -> float:
@@ -178,10 +181,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--steps", type=int, default=3, help="timed steps of each model")
     parser.add_argument("--label", default="", help="suffix of the result files")
+    parser.add_argument("--checkpoint-blocks", action="store_true",
+                        help="both models with checkpoint_blocks=True (activation "
+                        "checkpointing; use with --label)")
     parser.add_argument("--no-peer", action="store_true", help="skip torch-harmonics")
     parser.add_argument("--peer-timeout", type=float, default=600.0)
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args()
+    if args.checkpoint_blocks:
+        os.environ[CHECKPOINT_ENV] = "1"
     sizes = SIZES[:2] if args.quick else SIZES
     if args.sizes:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]

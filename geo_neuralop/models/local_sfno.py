@@ -53,10 +53,14 @@ class LocalSFNO(SFNO):
         Their output is a difference divided by this radius; initial weights are
         scaled by it so the layers start as small as plain differences.
     max_kernel_edges : int
-        Largest local kernel built (pairs of grid points within the radius): a radius
-        covering most of the sphere (``disco_radius=3.0``) is refused at the first
-        forward pass, before anything is allocated, naming the radius and the memory
-        it would take; raise it to build such a kernel anyway.
+        Largest local kernel built (pairs of points within the radius that a kernel
+        stores: the output meridians' on the ring path, every output point's on the
+        per-point path): a larger one is refused at the first forward pass, before
+        anything is allocated, naming the radius and the memory it would take; raise
+        it to build such a kernel anyway.
+    checkpoint_blocks : bool
+        Activation checkpointing of the blocks in training (see
+        :class:`~geo_neuralop.models.SFNO`).
 
     Notes
     -----
@@ -101,6 +105,7 @@ class LocalSFNO(SFNO):
         skip: str | None = "linear",
         conv_bias: bool = False,
         max_kernel_edges: int = DEFAULT_MAX_EDGES,
+        checkpoint_blocks: bool = False,
     ) -> None:
         super().__init__(
             in_channels, out_channels, lmax, hidden_channels=hidden_channels, n_layers=n_layers,
@@ -110,6 +115,7 @@ class LocalSFNO(SFNO):
             projection_channel_ratio=projection_channel_ratio, activation=activation, norm=norm,
             use_channel_mlp=use_channel_mlp, channel_mlp_expansion=channel_mlp_expansion,
             channel_mlp_skip=channel_mlp_skip, skip=skip, conv_bias=conv_bias,
+            checkpoint_blocks=checkpoint_blocks,
         )
         # messages name the argument the user set (diff_radius defaults to disco_radius)
         diff_name = "disco_radius" if diff_radius is None else "diff_radius"

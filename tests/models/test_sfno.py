@@ -80,3 +80,31 @@ def test_invalid_arguments():
         SFNO(1, 1, lmax=4, positional_embedding="grid")
     with pytest.raises(ValueError, match=r"x must have shape \[B, 1"):
         SFNO(1, 1, lmax=4, hidden_channels=4, n_layers=1)(torch.randn(1, 2, 9, 16))
+
+
+@pytest.mark.parametrize("name", ["sfno", "local_sfno"])
+def test_checkpointed_blocks_give_the_same_gradients(name):
+    """checkpoint_blocks recomputes the blocks in the backward pass: outputs and every
+    parameter gradient equal those of the plain model (float64), and nothing changes in
+    evaluation."""
+    from geo_neuralop.models import get_model
+
+    kwargs = dict(in_channels=2, out_channels=2, lmax=8, hidden_channels=6, n_layers=3,
+                  internal_grid="legendre-gauss", internal_scale=2)
+    if name == "local_sfno":
+        kwargs["disco_radius"] = 0.45  # a few cells of the internal 9 x 16 grid
+    torch.manual_seed(3)
+    plain = get_model(name, **kwargs).double()
+    torch.manual_seed(3)
+    checked = get_model(name, **kwargs, checkpoint_blocks=True).double()
+    assert checked.config["checkpoint_blocks"] is True
+    x = torch.randn(2, 2, 17, 32, dtype=torch.float64)
+    grads = []
+    for model in (plain, checked):
+        out = model(x)
+        grads.append((out, torch.autograd.grad(out.square().sum(), list(model.parameters()))))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=0, atol=0)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(TypeError, match="checkpoint_blocks must be a bool"):
+        get_model(name, **kwargs, checkpoint_blocks="yes")
