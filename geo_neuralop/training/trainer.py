@@ -407,6 +407,24 @@ class Trainer:
             return None
         return self.checkpoints.save(self.state_dict(sums), best=best)
 
+    def _checked_loss(self, loss: Any, where: str = "") -> float:
+        """The value of a step's loss, after checking it is a scalar tensor and finite on
+        every rank (all ranks agree before any of them raises); ``where`` adds to the
+        position named in the message (e.g. the micro-batch)."""
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise TypeError(f"the loss must return a scalar tensor, got "
+                            f"{getattr(loss, 'shape', type(loss).__name__)}")
+        value = float(loss.detach())
+        nonfinite, self._stop_agreed = self._sync_flags(not math.isfinite(value))
+        if nonfinite:
+            raise NonFiniteLossError(
+                f"non-finite training loss ({value} on rank {self.info.rank}) at epoch "
+                f"{self.epoch + 1}, step {self.step_in_epoch + 1} of {self.steps_per_epoch} "
+                f"(global step {self.global_step + 1}{where}); training stopped before the "
+                f"update. {self._last_good_message()} Lower the learning rate, enable "
+                f"grad_clip, or check the data.")
+        return value
+
     def _last_good_message(self) -> str:
         path = self.checkpoints.last_path
         if path.exists():
@@ -576,19 +594,7 @@ class Trainer:
         with self._autocast():
             pred = self.forward_fn(self.ddp_model, inputs)
         loss = self.loss_fn(pred, target, **kwargs)
-        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            raise TypeError(f"the loss must return a scalar tensor, got "
-                            f"{getattr(loss, 'shape', type(loss).__name__)}")
-        loss_value = float(loss.detach())
-        nonfinite, self._stop_agreed = self._sync_flags(not math.isfinite(loss_value))
-        if nonfinite:
-            raise NonFiniteLossError(
-                f"non-finite training loss ({loss_value} on rank {self.info.rank}) at epoch "
-                f"{self.epoch + 1}, step {self.step_in_epoch + 1} of {self.steps_per_epoch} "
-                f"(global step {self.global_step + 1}); training stopped before the update. "
-                f"{self._last_good_message()} Lower the learning rate, enable grad_clip, or "
-                f"check the data."
-            )
+        loss_value = self._checked_loss(loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg.grad_clip:
@@ -715,19 +721,7 @@ class Trainer:
             last = i == len(parts) - 1
             with self._no_sync(last):
                 loss = self._batch_loss(self.ddp_model, inputs, target, kwargs)
-                if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-                    raise TypeError(f"the loss must return a scalar tensor, got "
-                                    f"{getattr(loss, 'shape', type(loss).__name__)}")
-                value = float(loss.detach())
-                nonfinite, self._stop_agreed = self._sync_flags(not math.isfinite(value))
-                if nonfinite:
-                    raise NonFiniteLossError(
-                        f"non-finite training loss ({value} on rank {self.info.rank}) at epoch "
-                        f"{self.epoch + 1}, step {self.step_in_epoch + 1} of "
-                        f"{self.steps_per_epoch} (global step {self.global_step + 1}, "
-                        f"micro-batch {i + 1} of {len(parts)}); training stopped before the "
-                        f"update. {self._last_good_message()} Lower the learning rate, enable "
-                        f"grad_clip, or check the data.")
+                value = self._checked_loss(loss, f", micro-batch {i + 1} of {len(parts)}")
                 self.scaler.scale(loss * (n / total)).backward()
             loss_value += value * n / total
         if cfg.grad_clip:
