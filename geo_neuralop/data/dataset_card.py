@@ -151,6 +151,23 @@ def card_file(root: str | os.PathLike, rel: str, must_exist: bool = False) -> Pa
         raise DatasetError(f"dataset at {root}: {error}") from None
 
 
+def card_geometry(first, headers) -> dict:
+    """The card's ``geometry`` entry of a dataset's samples.
+
+    Parameters
+    ----------
+    first : Trajectory
+        The first sample (its grid description, manifold and point count).
+    headers : sequence of sample headers
+        Every sample's header (``num_points``): meshes record the range of sizes.
+    """
+    if first.grid is not None:
+        return {**first.grid, "manifold": first.manifold, "points": first.num_points}
+    sizes = [int(h.num_points) for h in headers]
+    return {"kind": "mesh", "manifold": first.manifold, "points_min": min(sizes),
+            "points_max": max(sizes), "points_mean": float(sum(sizes) / len(sizes))}
+
+
 def file_entries(root: str | os.PathLike, relative_paths) -> dict[str, dict]:
     """``{relative path: {bytes, sha256}}`` for files under ``root``."""
     root = Path(root)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from geo_neuralop.data.dataset_card import (
+    card_geometry,
     code_version,
     compute_splits,
     file_entries,
@@ -465,13 +466,7 @@ def finalize_dataset(root: str | os.PathLike, manifest: dict | None = None) -> d
             if h.path.with_suffix(".vtu").exists()]
     rel.append(NORMALIZER_NAME)
     files = file_entries(root, rel)
-    first = read_trajectory(headers[0].path)
-    if first.grid is not None:
-        geometry = {**first.grid, "manifold": first.manifold, "points": first.num_points}
-    else:
-        sizes = [h.num_points for h in headers]
-        geometry = {"kind": "mesh", "manifold": first.manifold, "points_min": min(sizes),
-                    "points_max": max(sizes), "points_mean": float(np.mean(sizes))}
+    geometry = card_geometry(read_trajectory(headers[0].path), headers)
     sample_bytes = [files[f"{SAMPLES_DIR}/{h.path.name}"]["bytes"] for h in headers]
     timings = [read_timing(root, h.index) for h in headers]
     walls = [w if w is not None else h.wall_seconds for (w, _), h in zip(timings, headers,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from geo_neuralop.data.dataset_card import (
+    card_geometry,
     code_version,
     compute_splits,
     file_entries,
@@ -192,13 +193,7 @@ def _finish(root: Path, generator: str, splits: dict, task: dict, fields: dict,
     normalizer.save(root / NORMALIZER_NAME)
     rel = [f"{SAMPLES_DIR}/{h.path.name}" for h in headers] + [NORMALIZER_NAME]
     files = file_entries(root, rel)
-    first = read_trajectory(headers[0].path)
-    if first.grid is not None:
-        geometry = {**first.grid, "manifold": first.manifold, "points": first.num_points}
-    else:
-        sizes = [h.num_points for h in headers]
-        geometry = {"kind": "mesh", "manifold": first.manifold, "points_min": min(sizes),
-                    "points_max": max(sizes), "points_mean": float(np.mean(sizes))}
+    geometry = card_geometry(read_trajectory(headers[0].path), headers)
     sample_bytes = [files[f"{SAMPLES_DIR}/{h.path.name}"]["bytes"] for h in headers]
     statistics = {
         "frames_per_sample": headers[0].num_frames,
