@@ -22,10 +22,19 @@ usual torch-harmonics limits; equiangular grids integrate exactly only up to abo
 built with explicit ``lmax == mmax == L`` (torch-harmonics 0.9 imposes
 triangular truncation), and the order truncation to ``mmax`` is done here.
 
-Speed: the forward pass uses torch-harmonics' precomputed Legendre tables but not
-its transforms: longitude FFT, then the Legendre sums, the channel mixing and the
-inverse Legendre sums as three batched matrix products with one layout change
-between each (complex products with a contiguous backward), then the inverse FFT.
+Speed: the forward pass does not use torch-harmonics' transforms: longitude FFT, then
+the Legendre sums, the channel mixing and the inverse Legendre sums as three batched
+matrix products with one layout change between each (complex products with a
+contiguous backward), then the inverse FFT.
+
+Memory: the Legendre tables are built by
+:func:`~geo_neuralop.geometry.legendre.sphere_grid_legendre` (float32, one degree at a
+time, the same values as torch-harmonics' float64 tables) and kept once per grid in the
+``operator_cache`` a model shares between its layers: the forward transform applies the
+quadrature weights to the longitude spectrum, so one table serves the analysis on a
+grid and the synthesis onto it. At 721 x 1440 with an internal 361 x 720 grid and 361
+degrees, SFNO holds 0.56 GB of tables where one table per direction and layer pair held
+1.43 GB.
 That is 1.4x faster than ``RealSHT -> einsum -> InverseRealSHT`` per training step
 (benchmarks/models.py); :meth:`SphericalSpectralConv.forward_reference` keeps the
 plain path, and a test checks that both agree.
@@ -40,6 +49,7 @@ import torch
 from torch import nn
 from torch_harmonics import InverseRealSHT, RealSHT
 
+from geo_neuralop.geometry.legendre import sphere_grid_legendre
 from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
 from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_tensor
 from geo_neuralop.layers.spectral_conv import complex_bmm
@@ -243,6 +253,7 @@ class SphericalSpectralConv(nn.Module):
         sht, isht = sht.to(device=device, dtype=dtype), isht.to(device=device, dtype=dtype)
         degrees = min(degrees, int(sht.lmax), int(isht.lmax))
         orders = min(self.mmax, degrees, int(sht.mmax), int(isht.mmax))
+        release_torch_harmonics_tables()  # the modules hold their own copies
         return sht, isht, degrees, orders
 
     def _analysis(self, x: torch.Tensor, out_shape: tuple[int, int]):
@@ -288,10 +299,8 @@ class SphericalSpectralConv(nn.Module):
             return x
         dtype = x.dtype
         work = x.float() if dtype in (torch.float16, torch.bfloat16) else x
-        analysis, synthesis, degrees, orders = self.legendre_operators(
-            tuple(x.shape[2:]), out_shape, work.dtype, work.device)
         b, c = work.shape[:2]
-        coeffs = torch.bmm(analysis, self._spectrum(work, orders))  # [M, L, B * C * 2]
+        coeffs, synthesis, _, _ = self._coefficients(work, out_shape)  # [M, L, B * C * 2]
         return self._fields(coeffs.transpose(1, 2), synthesis, b, c, out_shape).to(dtype)
 
     @staticmethod
@@ -316,35 +325,58 @@ class SphericalSpectralConv(nn.Module):
         return torch.fft.irfft(torch.view_as_complex(fields.contiguous()), n=nlon_out, dim=-1,
                                norm="forward")
 
+    def operator_shape(self, in_shape: Sequence[int], out_shape: Sequence[int]
+                       ) -> tuple[int, int]:
+        """The kept ``(L, M)`` for the given input and output grids."""
+        degrees = min(self.lmax, sht_degree_limit(*in_shape), sht_degree_limit(*out_shape))
+        return degrees, min(self.mmax, degrees)
+
+    def grid_legendre(self, grid: str, nlat: int, degrees: int, orders: int,
+                      dtype: torch.dtype, device: torch.device
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One grid's Legendre table ``[M, L, nlat]`` and quadrature weights ``[nlat]``.
+
+        Kept in :attr:`operator_cache` under the grid alone, so that the analysis of
+        one layer and the synthesis of another on the same grid share one table (see
+        :func:`~geo_neuralop.geometry.legendre.sphere_grid_legendre`).
+        """
+        key = ("legendre", grid, int(nlat), int(degrees), int(orders), dtype, str(device))
+        return self.operator_cache.get_or_build(
+            key, lambda: sphere_grid_legendre(nlat, grid, orders, degrees, dtype=dtype,
+                                              device=device))
+
     def legendre_operators(self, in_shape: Sequence[int], out_shape: Sequence[int],
                            dtype: torch.dtype, device: torch.device
-                           ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
         """The Legendre halves of the transforms, in the layout of the fast path.
 
         Returns
         -------
         analysis : torch.Tensor, shape [M, L, nlat_in]
-            torch-harmonics' quadrature-weighted Legendre functions times ``2 pi`` (the
-            factor its ``RealSHT`` applies after the longitude FFT).
+            The Legendre functions on the input grid.
+        weights : torch.Tensor, shape [nlat_in]
+            The input grid's quadrature weights times ``2 pi``: the forward transform is
+            ``analysis @ (weights * f_m)`` (torch-harmonics' ``RealSHT`` keeps the product
+            as one table; kept apart, one table per grid serves both directions).
         synthesis : torch.Tensor, shape [M, L, nlat_out]
             The Legendre functions of the inverse transform.
         degrees, orders : int
             ``L`` and ``M``.
         """
-        key = ("legendre", self.grid, self.out_grid, self.lmax, self.mmax, tuple(in_shape),
-               tuple(out_shape), dtype, str(device))
+        degrees, orders = self.operator_shape(in_shape, out_shape)
+        analysis, weights = self.grid_legendre(self.grid, in_shape[0], degrees, orders, dtype,
+                                               device)
+        synthesis, _ = self.grid_legendre(self.out_grid, out_shape[0], degrees, orders, dtype,
+                                          device)
+        return analysis, weights, synthesis, degrees, orders
 
-        def build() -> tuple[torch.Tensor, torch.Tensor, int, int]:
-            # torch-harmonics' modules are made for their tables only and not kept
-            sht, isht, degrees, orders = self._build_transforms(in_shape, out_shape, dtype,
-                                                                device)
-            analysis = sht.weights[:orders, :degrees].mul(2.0 * math.pi)
-            synthesis = isht.pct[:orders, :degrees].contiguous()
-            del sht, isht
-            release_torch_harmonics_tables()
-            return analysis, synthesis, degrees, orders
-
-        return self.operator_cache.get_or_build(key, build)
+    def _coefficients(self, x: torch.Tensor, out_shape: tuple[int, int]):
+        """Spherical harmonic coefficients ``[M, L, B * C * 2]`` of ``x [B, C, nlat, nlon]``
+        and the operators of the inverse transform."""
+        analysis, weights, synthesis, degrees, orders = self.legendre_operators(
+            tuple(x.shape[2:]), out_shape, x.dtype, x.device)
+        spec = self._spectrum(x, orders) * weights[:, None]  # [M, K, B * C * 2]
+        return torch.bmm(analysis, spec), synthesis, degrees, orders
 
     def _check_x(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
@@ -380,12 +412,9 @@ class SphericalSpectralConv(nn.Module):
         out_shape = self._output_shape(x, output_shape)
         dtype = x.dtype
         work = x.float() if dtype in (torch.float16, torch.bfloat16) else x
-        analysis, synthesis, degrees, orders = self.legendre_operators(
-            tuple(x.shape[2:]), out_shape, work.dtype, work.device)
+        # longitude FFT, orders m < M, then the Legendre sums: [M, L, B * I * 2] real
+        coeffs, synthesis, degrees, orders = self._coefficients(work, out_shape)
         b, i, o, m = work.shape[0], self.in_channels, self.out_channels, orders
-        # longitude FFT, orders m < M: [B, I, K, M] complex -> [M, K, B * I * 2] real
-        spec = self._spectrum(work, m)
-        coeffs = torch.bmm(analysis, spec)  # [M, L, B * I * 2]: coefficients (l, m)
         mixed = self._mix(coeffs.view(m, degrees, b, i, 2), degrees, orders)  # [M, B, O, 2, L]
         y = self._fields(mixed.reshape(m, b * o * 2, degrees), synthesis, b, o, out_shape)
         if self.bias is not None:
