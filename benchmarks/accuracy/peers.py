@@ -207,13 +207,15 @@ class THSFNO(_SphereAdapter):
 
     ``shape`` is the ``(nlat, nlon)`` grid of the data; ``scale_factor`` is its
     internal down-sampling (1: none; the example's default 3 is meant for
-    721 x 1440 data).
+    721 x 1440 data); ``pos_embed`` its position embedding ("none", its default and
+    that of its shallow-water model registry, "learnable lat", "learnable latlon",
+    "spectral", "sequence").
     """
 
     def __init__(self, in_channels: int, out_channels: int, shape: Sequence[int],
                  grid: str = "equiangular", hidden_channels: int = 32, n_layers: int = 4,
                  scale_factor: int = 1, mlp_ratio: float = 2.0,
-                 grid_internal: str | None = None) -> None:
+                 grid_internal: str | None = None, pos_embed: str = "none") -> None:
         super().__init__()
         from torch_harmonics.examples.models import SphericalFourierNeuralOperator
 
@@ -221,7 +223,8 @@ class THSFNO(_SphereAdapter):
             img_size=_ints("shape", shape, 2), grid=grid,
             grid_internal=grid if grid_internal is None else grid_internal,
             scale_factor=scale_factor, in_chans=in_channels, out_chans=out_channels,
-            embed_dim=hidden_channels, num_layers=n_layers, mlp_ratio=mlp_ratio)
+            embed_dim=hidden_channels, num_layers=n_layers, mlp_ratio=mlp_ratio,
+            pos_embed=pos_embed)
 
 
 @register_model("th_lsno", family="sphere")

@@ -99,6 +99,46 @@ def shallow_water(quick: bool = False) -> StudySpec:
         seeds=_seeds(quick), tune_values=_tune(quick))
 
 
+def shallow_water_position(quick: bool = False) -> StudySpec:
+    """Why torch-harmonics' SFNO trails ours on shallow water: the position inputs.
+
+    The swe study's data and training; our SFNO with and without its (x, y, z) input
+    channels, torch-harmonics' SFNO without (its default and its shallow-water registry's)
+    and with its learnable latitude embedding. Every layer of an SFNO without position
+    information commutes with longitude shifts and its spherical convolutions with
+    every rotation, while the Coriolis parameter 2 Omega sin(latitude) of the rotating
+    shallow-water equations does not: the hypothesis is that the model then cannot tell
+    latitudes apart well enough to learn the rotation term.
+    """
+    base = shallow_water(quick)
+    nlat = base.datasets["train"].params["nlat"]
+    shape = [nlat, 2 * nlat]
+    width = 12 if quick else 32
+    ours = {"name": "sfno", "lmax": nlat, "hidden_channels": width, "n_layers": 4}
+    theirs = {"name": "th_sfno", "shape": shape, "hidden_channels": width, "scale_factor": 1}
+    models = (
+        ModelEntry("SFNO, (x, y, z) inputs", ours, width_key=None,
+                   note="our default: the unit vector of each point appended to the input"),
+        ModelEntry("SFNO, no position", {**ours, "positional_embedding": None},
+                   width_key=None, baseline="SFNO, (x, y, z) inputs"),
+        ModelEntry("SFNO (torch-harmonics), no position", theirs, library=TH,
+                   baseline="SFNO, (x, y, z) inputs", note="its default, as in the swe study"),
+        ModelEntry("SFNO (torch-harmonics), learnable latitude", {
+            **theirs, "pos_embed": "learnable lat"}, library=TH,
+            baseline="SFNO (torch-harmonics), no position",
+            note="its own LearnablePositionEmbedding, one value per latitude and channel"),
+    )
+    return StudySpec(
+        name="swe_position", title="Shallow water: position inputs of SFNO",
+        description=(base.description + " Our SFNO and torch-harmonics' with and without "
+                     "position information, everything else unchanged (the shared learning "
+                     "rate, no tuning; torch-harmonics' widths matched to our SFNO's "
+                     "parameter count as in the swe study)."),
+        datasets={"train": base.datasets["train"]}, train_dataset="train", models=models,
+        reference="SFNO, (x, y, z) inputs", data=base.data, trainer=base.trainer,
+        evaluation=base.evaluation, seeds=(0,) if quick else (0, 1), budgets=("epochs",))
+
+
 # ------------------------------------------------------------------------ 2. Navier-Stokes
 def _ns_datasets(quick: bool) -> dict[str, DatasetSpec]:
     n = 6 if quick else 32
@@ -387,6 +427,7 @@ def cylinder_gap(quick: bool = False) -> StudySpec:
 
 STUDIES: dict[str, Callable[[bool], StudySpec]] = {
     "swe": shallow_water,
+    "swe_position": shallow_water_position,
     "ns2d": navier_stokes,
     "ns2d_superres": navier_stokes_superresolution,
     "darcy": darcy,
