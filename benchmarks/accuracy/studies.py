@@ -100,42 +100,55 @@ def shallow_water(quick: bool = False) -> StudySpec:
 
 
 def shallow_water_position(quick: bool = False) -> StudySpec:
-    """Why torch-harmonics' SFNO trails ours on shallow water: the position inputs.
+    """Position information on the rotating sphere: what it does to SFNO and LocalSFNO.
 
-    The swe study's data and training; our SFNO with and without its (x, y, z) input
-    channels, torch-harmonics' SFNO without (its default and its shallow-water registry's)
-    and with its learnable latitude embedding. Every layer of an SFNO without position
+    The swe study's data and training; our SFNO and LocalSFNO without position inputs,
+    with the (x, y, z) input channels (our default) and with a learned zonal embedding,
+    and torch-harmonics' SFNO without (its default and its shallow-water registry's) and
+    with its learnable latitude embedding. Every layer of an SFNO without position
     information commutes with longitude shifts and its spherical convolutions with
-    every rotation, while the Coriolis parameter 2 Omega sin(latitude) of the rotating
-    shallow-water equations does not: the hypothesis is that the model then cannot tell
-    latitudes apart well enough to learn the rotation term.
+    every rotation, while the Coriolis parameter of the rotating shallow-water equations
+    depends on latitude: the hypotheses are that such a model cannot learn the rotation
+    term, and that part of what the local layers buy on this data is position
+    information (their kernels differ with latitude).
     """
     base = shallow_water(quick)
     nlat = base.datasets["train"].params["nlat"]
     shape = [nlat, 2 * nlat]
     width = 12 if quick else 32
     ours = {"name": "sfno", "lmax": nlat, "hidden_channels": width, "n_layers": 4}
+    local = {**ours, "name": "local_sfno", "disco_radius": 0.3}
     theirs = {"name": "th_sfno", "shape": shape, "hidden_channels": width, "scale_factor": 1}
+    reference = "SFNO, (x, y, z) inputs"
     models = (
-        ModelEntry("SFNO, (x, y, z) inputs", ours, width_key=None,
+        ModelEntry(reference, ours, width_key=None,
                    note="our default: the unit vector of each point appended to the input"),
         ModelEntry("SFNO, no position", {**ours, "positional_embedding": None},
-                   width_key=None, baseline="SFNO, (x, y, z) inputs"),
+                   width_key=None),
+        ModelEntry("SFNO, zonal embedding", {**ours, "positional_embedding": "zonal"},
+                   width_key=None, note="a learned series of zonal harmonics per channel, "
+                                        "added after the lifting"),
+        ModelEntry("LocalSFNO, (x, y, z) inputs", local,
+                   note="the swe study's LocalSFNO (DISCO and differential layers)"),
+        ModelEntry("LocalSFNO, no position", {**local, "positional_embedding": None},
+                   baseline="SFNO, no position"),
+        ModelEntry("LocalSFNO, zonal embedding", {**local, "positional_embedding": "zonal"},
+                   baseline="SFNO, zonal embedding"),
         ModelEntry("SFNO (torch-harmonics), no position", theirs, library=TH,
-                   baseline="SFNO, (x, y, z) inputs", note="its default, as in the swe study"),
+                   note="its default, as in the swe study"),
         ModelEntry("SFNO (torch-harmonics), learnable latitude", {
             **theirs, "pos_embed": "learnable lat"}, library=TH,
             baseline="SFNO (torch-harmonics), no position",
             note="its own LearnablePositionEmbedding, one value per latitude and channel"),
     )
     return StudySpec(
-        name="swe_position", title="Shallow water: position inputs of SFNO",
-        description=(base.description + " Our SFNO and torch-harmonics' with and without "
-                     "position information, everything else unchanged (the shared learning "
-                     "rate, no tuning; torch-harmonics' widths matched to our SFNO's "
-                     "parameter count as in the swe study)."),
+        name="swe_position", title="Shallow water: position information in SFNO and LocalSFNO",
+        description=(base.description + " Our SFNO and LocalSFNO and torch-harmonics' SFNO "
+                     "with and without position information, everything else unchanged (the "
+                     "shared learning rate, no tuning; the LocalSFNO and torch-harmonics "
+                     "widths matched to our SFNO's parameter count as in the swe study)."),
         datasets={"train": base.datasets["train"]}, train_dataset="train", models=models,
-        reference="SFNO, (x, y, z) inputs", data=base.data, trainer=base.trainer,
+        reference=reference, data=base.data, trainer=base.trainer,
         evaluation=base.evaluation, seeds=(0,) if quick else (0, 1), budgets=("epochs",))
 
 

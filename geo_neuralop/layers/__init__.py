@@ -6,7 +6,7 @@ from geo_neuralop.layers.am_spectral_conv import AMSpectralConv
 from geo_neuralop.layers.channel_mlp import ChannelMLP, PointwiseLinear
 from geo_neuralop.layers.differential_conv import GridDifferentialConv, PointDifferentialConv
 from geo_neuralop.layers.disco_conv import DiscoConv
-from geo_neuralop.layers.embeddings import GridEmbedding, SphereEmbedding
+from geo_neuralop.layers.embeddings import GridEmbedding, SphereEmbedding, ZonalEmbedding
 from geo_neuralop.layers.factorized_tensors import FactorizedTensor, factorized_tensor
 from geo_neuralop.layers.grid_disco_conv import GridDiscoConv
 from geo_neuralop.layers.kan import KAN, KANLinear
@@ -40,6 +40,7 @@ __all__ = [
     "SphereDifferentialConv",
     "SphereDiscoConv",
     "SphereEmbedding",
+    "ZonalEmbedding",
     "SphericalSpectralConv",
     "factorized_tensor",
     "get_activation",

@@ -7,9 +7,12 @@
   latitude-longitude grid (torch-harmonics ordering, see
   :func:`~geo_neuralop.geometry.sphere_grid`), for inputs ``[B, C, nlat, nlon]``.
   Smooth on the whole sphere, unlike raw angles.
+- :class:`ZonalEmbedding`: a learned field of latitude per channel, added to the
+  features: ``sum_l a_cl Y_l^0(theta)``, the zonal spherical harmonics up to a degree
+  (torch-harmonics' SFNO offers a learned value per latitude row, which is tied to
+  one grid; a zonal series is the same idea as a function on the sphere).
 
-Both compute the coordinates from the input's shape, so they work at any
-resolution.
+All compute their values from the input's shape, so they work at any resolution.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import torch
 from torch import nn
 
 from geo_neuralop.geometry.grid_spec import SphereGridSpec
-from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
+from geo_neuralop.geometry.legendre import associated_legendre_table
+from geo_neuralop.geometry.quadrature import SPHERE_GRIDS, colatitude_nodes_and_weights
 from geo_neuralop.utils.cache import BoundedCache
 from geo_neuralop.utils.checks import check_domain, check_positive_int, per_axis
 
-__all__ = ["GridEmbedding", "SphereEmbedding"]
+__all__ = ["GridEmbedding", "SphereEmbedding", "ZonalEmbedding"]
 
 
 class GridEmbedding(nn.Module):
@@ -150,3 +154,65 @@ class SphereEmbedding(nn.Module):
     def out_channels_added(self) -> int:
         """Number of channels appended (3)."""
         return 3
+
+
+class ZonalEmbedding(nn.Module):
+    """A learned function of latitude per channel, added to the features.
+
+    ``y[b, c, i, j] = x[b, c, i, j] + sum_{l < degrees} a[c, l] Y_l^0(theta_i)`` with the
+    orthonormal zonal harmonics ``Y_l^0`` (no longitude dependence). The coefficients
+    start at zero, so a model starts as without it. It lets a model whose other layers
+    commute with rotations tell latitudes apart, e.g. to learn the Coriolis parameter
+    ``2 Omega cos(theta)`` of rotating flows; being a series of functions on the sphere,
+    it is evaluated on any grid (zero-shot resolution changes keep their meaning).
+
+    Parameters
+    ----------
+    channels : int
+        Channels of the features it is added to.
+    degrees : int
+        Zonal harmonics ``l = 0 .. degrees - 1``.
+    grid : {"equiangular", "legendre-gauss"}
+        Latitude rule of the features' grid.
+
+    Notes
+    -----
+    Shapes: ``[B, channels, nlat, nlon]`` -> the same.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from geo_neuralop.layers.embeddings import ZonalEmbedding
+    >>> embed = ZonalEmbedding(4, degrees=8)
+    >>> bool((embed(torch.ones(1, 4, 9, 16)) == 1).all())  # zero at initialization
+    True
+    """
+
+    def __init__(self, channels: int, degrees: int, grid: str = "equiangular") -> None:
+        super().__init__()
+        check_positive_int("channels", channels)
+        check_positive_int("degrees", degrees)
+        if grid not in SPHERE_GRIDS:
+            raise ValueError(f"grid must be one of {SPHERE_GRIDS}, got {grid!r}")
+        self.grid, self.degrees = grid, degrees
+        self.weight = nn.Parameter(torch.zeros(channels, degrees))
+        self.harmonic_cache: BoundedCache[torch.Tensor] = BoundedCache(8)
+
+    def harmonics(self, nlat: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``Y_l^0`` at the grid's latitudes, ``[degrees, nlat]`` (cached)."""
+        def build() -> torch.Tensor:
+            theta, _ = colatitude_nodes_and_weights(nlat, self.grid)
+            return associated_legendre_table(1, self.degrees, theta, dtype=dtype,
+                                             device=device)[0]
+
+        return self.harmonic_cache.get_or_build((nlat, dtype, str(device)), build)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.weight.shape[0]:
+            raise ValueError(f"x must have shape [B, {self.weight.shape[0]}, nlat, nlon], got "
+                             f"{tuple(x.shape)}")
+        field = self.weight.to(x.dtype) @ self.harmonics(x.shape[2], x.dtype, x.device)
+        return x + field[None, :, :, None]
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, degrees={self.degrees}, grid={self.grid!r}"

@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from geo_neuralop.geometry.quadrature import SPHERE_GRIDS
 from geo_neuralop.layers.channel_mlp import ChannelMLP
-from geo_neuralop.layers.embeddings import SphereEmbedding
+from geo_neuralop.layers.embeddings import SphereEmbedding, ZonalEmbedding
 from geo_neuralop.layers.spectral_block import SpectralBlock
 from geo_neuralop.layers.spherical_spectral_conv import SphericalSpectralConv
 from geo_neuralop.models.registry import register_model
@@ -54,8 +54,15 @@ class SFNO(nn.Module):
         Downsampling factor of the internal grid (see :func:`internal_grid_shape`).
     operator_type : {"driscoll-healy", "driscoll-healy-complex", "diagonal"}
         See :class:`~geo_neuralop.layers.SphericalSpectralConv`.
-    positional_embedding : {"sphere"} or None
-        Append the unit vector ``(x, y, z)`` of each grid point to the input.
+    positional_embedding : {"sphere", "zonal"} or None
+        ``"sphere"``: append the unit vector ``(x, y, z)`` of each grid point to the
+        input. ``"zonal"``: add a learned function of latitude per channel to the lifted
+        features (:class:`~geo_neuralop.layers.ZonalEmbedding`, zonal harmonics of degree
+        ``< lmax``), the resolution-independent form of torch-harmonics' learnable
+        latitude embedding. Without either, every layer commutes with longitude shifts
+        and the spherical convolutions with all rotations: the model cannot tell
+        latitudes apart (on rotating shallow water this doubles the error, see
+        ``benchmarks/results/accuracy/swe_position``).
     lifting_channel_ratio, projection_channel_ratio : float
     activation : str
     norm : {"instance_norm", "group_norm", "layer_norm"} or None
@@ -138,16 +145,15 @@ class SFNO(nn.Module):
                             ("projection_channel_ratio", projection_channel_ratio)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        self.positional_embedding, self.zonal_embedding, n_embed = None, None, 0
         if positional_embedding == "sphere":
             self.positional_embedding = SphereEmbedding(grid)
             n_embed = 3
-        elif positional_embedding is None or positional_embedding == "none":
-            self.positional_embedding = None
-            n_embed = 0
-        else:
-            raise ValueError(
-                f"positional_embedding must be 'sphere' or None, got {positional_embedding!r}"
-            )
+        elif positional_embedding == "zonal":
+            self.zonal_embedding = ZonalEmbedding(hidden_channels, lmax, grid)
+        elif positional_embedding is not None and positional_embedding != "none":
+            raise ValueError(f"positional_embedding must be 'sphere', 'zonal' or None, got "
+                             f"{positional_embedding!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.grid = grid
@@ -195,7 +201,8 @@ class SFNO(nn.Module):
         """Positional embedding and lifting on the input grid."""
         if self.positional_embedding is not None:
             x = self.positional_embedding(x)
-        return self.lifting(x)
+        h = self.lifting(x)
+        return h if self.zonal_embedding is None else self.zonal_embedding(h)
 
     def forward_blocks(self, x: torch.Tensor, shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
         """The spherical blocks; ``shapes``: the output grid of every block."""

@@ -97,3 +97,52 @@ def test_sphere_embedding_matches_the_sphere_grid_points(grid):
     out = SphereEmbedding(grid)(torch.zeros(1, 2, 7, 12, dtype=torch.float64))
     pos = sphere_grid(7, 12, grid, dtype=torch.float64).pos  # [84, 3]
     torch.testing.assert_close(out[0, 2:].reshape(3, -1).T, pos)
+
+
+def test_zonal_embedding_adds_the_zonal_harmonics_and_agrees_across_grids():
+    """Y_0^0 = 1 / sqrt(4 pi), Y_1^0 = sqrt(3 / (4 pi)) cos(theta); the field on a grid
+    and on its twice finer equiangular grid agree at the shared latitudes."""
+    import math
+
+    from geo_neuralop.geometry.quadrature import colatitude_nodes_and_weights
+    from geo_neuralop.layers import ZonalEmbedding
+
+    embed = ZonalEmbedding(2, degrees=6).double()
+    x = torch.zeros(1, 2, 9, 16, dtype=torch.float64)
+    assert not embed(x).any()  # zero at initialization
+    with torch.no_grad():
+        embed.weight[0, 0] = 1.0
+        embed.weight[1, 1] = 2.0
+    out = embed(x)
+    theta, _ = colatitude_nodes_and_weights(9, "equiangular")
+    expected = 2.0 * math.sqrt(3.0 / (4.0 * math.pi)) * torch.cos(torch.from_numpy(theta))
+    torch.testing.assert_close(out[0, 0], torch.full((9, 16), 1.0 / math.sqrt(4.0 * math.pi),
+                                                     dtype=torch.float64))
+    torch.testing.assert_close(out[0, 1], expected[:, None].expand(9, 16))
+    fine = embed(torch.zeros(1, 2, 17, 32, dtype=torch.float64))
+    torch.testing.assert_close(fine[0, :, ::2, ::2], out[0])
+    with pytest.raises(ValueError, match=r"x must have shape \[B, 2"):
+        embed(torch.zeros(1, 3, 9, 16))
+    with pytest.raises(ValueError, match="degrees must be a positive int"):
+        ZonalEmbedding(2, degrees=0)
+
+
+def test_sfno_sees_latitude_only_with_a_position_embedding():
+    """Without position inputs every SFNO layer commutes with rotations, so a constant
+    field maps to a constant field; a zonal embedding makes the output vary with
+    latitude, and never with longitude."""
+    from geo_neuralop.models import SFNO
+
+    torch.manual_seed(0)
+    x = torch.ones(1, 2, 17, 32, dtype=torch.float64)
+    plain = SFNO(2, 1, lmax=8, hidden_channels=6, n_layers=2,
+                 positional_embedding=None).double()
+    out = plain(x)
+    assert float(out.max() - out.min()) < 1e-10
+    zonal = SFNO(2, 1, lmax=8, hidden_channels=6, n_layers=2,
+                 positional_embedding="zonal").double()
+    with torch.no_grad():
+        zonal.zonal_embedding.weight.normal_()
+    out = zonal(x)[0, 0]
+    assert float(out.std(dim=0).mean()) > 1e-3  # varies with latitude
+    assert float((out - out[:, :1]).abs().max()) < 1e-10  # not with longitude
