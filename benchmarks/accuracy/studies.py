@@ -110,7 +110,10 @@ def shallow_water_position(quick: bool = False) -> StudySpec:
     every rotation, while the Coriolis parameter of the rotating shallow-water equations
     depends on latitude: the hypotheses are that such a model cannot learn the rotation
     term, and that part of what the local layers buy on this data is position
-    information (their kernels differ with latitude).
+    information (their kernels differ with latitude). A real weight per degree (our
+    default) is also symmetric under east-west reflection while the flow is not (Rossby
+    waves drift westward); torch-harmonics' complex weight per degree is not: the
+    complex-weight rows test that.
     """
     base = shallow_water(quick)
     nlat = base.datasets["train"].params["nlat"]
@@ -128,6 +131,13 @@ def shallow_water_position(quick: bool = False) -> StudySpec:
         ModelEntry("SFNO, zonal embedding", {**ours, "positional_embedding": "zonal"},
                    width_key=None, note="a learned series of zonal harmonics per channel, "
                                         "added after the lifting"),
+        ModelEntry("SFNO, complex weights, (x, y, z) inputs", {
+            **ours, "operator_type": "driscoll-healy-complex"}, baseline=reference,
+            note="one complex weight per degree, as torch-harmonics' SFNO: its imaginary part "
+                 "tells east from west, which a real (zonal) kernel cannot"),
+        ModelEntry("SFNO, complex weights, zonal embedding", {
+            **ours, "operator_type": "driscoll-healy-complex", "positional_embedding": "zonal"},
+            baseline="SFNO, zonal embedding"),
         ModelEntry("LocalSFNO, (x, y, z) inputs", local,
                    note="the swe study's LocalSFNO (DISCO and differential layers)"),
         ModelEntry("LocalSFNO, no position", {**local, "positional_embedding": None},
@@ -142,7 +152,8 @@ def shallow_water_position(quick: bool = False) -> StudySpec:
             note="its own LearnablePositionEmbedding, one value per latitude and channel"),
     )
     return StudySpec(
-        name="swe_position", title="Shallow water: position information in SFNO and LocalSFNO",
+        name="swe_position", title="Shallow water: position information and kernel symmetry "
+                                   "in SFNO and LocalSFNO",
         description=(base.description + " Our SFNO and LocalSFNO and torch-harmonics' SFNO "
                      "with and without position information, everything else unchanged (the "
                      "shared learning rate, no tuning; the LocalSFNO and torch-harmonics "
