@@ -138,6 +138,13 @@ def shallow_water_position(quick: bool = False) -> StudySpec:
         ModelEntry("SFNO, complex weights, zonal embedding", {
             **ours, "operator_type": "driscoll-healy-complex", "positional_embedding": "zonal"},
             baseline="SFNO, zonal embedding"),
+        ModelEntry("SFNO, wide channel MLP, (x, y, z) inputs", {
+            **ours, "channel_mlp_expansion": 2.0}, baseline=reference,
+            note="channel MLP of twice the width (torch-harmonics' mlp_ratio 2) instead of "
+                 "half; width re-matched"),
+        ModelEntry("SFNO, wide channel MLP, zonal embedding", {
+            **ours, "channel_mlp_expansion": 2.0, "positional_embedding": "zonal"},
+            baseline="SFNO, zonal embedding"),
         ModelEntry("LocalSFNO, (x, y, z) inputs", local,
                    note="the swe study's LocalSFNO (DISCO and differential layers)"),
         ModelEntry("LocalSFNO, no position", {**local, "positional_embedding": None},
