@@ -282,9 +282,12 @@ def main() -> None:
                         help="only the paired ratios of PAIRS whose numerator is CASE")
     parser.add_argument("--pair-runs", type=int, default=3,
                         help="independent processes per pair with --pairs-only")
+    parser.add_argument("--label", default="",
+                        help="suffix of the --pairs-only result files")
     args = parser.parse_args()
     if args.pairs_only is not None:
-        pairs_only(args.pairs_only, args.paired_threads or [1], args.pair_runs)
+        pairs_only(args.pairs_only, args.paired_threads or [1], args.pair_runs,
+                   args.label)
         return
     if args.profile is not None:
         default = (64, 128) if args.profile in SPHERE_CASES else (GRID, GRID)
@@ -316,37 +319,49 @@ def main() -> None:
         report(args.quick, args.rounds, repeats, spheres, params, results, pairs)
 
 
-def pairs_only(case: str, threads_list: list[int], runs: int) -> None:
-    """Paired ratios of the PAIRS with numerator ``case``, ``runs`` fresh processes each."""
-    import statistics
-
-    rows, payload = [], {}
+def pairs_only(case: str, threads_list: list[int], runs: int, label: str = "") -> None:
+    """Paired ratios of the PAIRS with numerator ``case``, ``runs`` fresh processes each,
+    written to ``models_pairs_<case>[_<label>].{json,md}``."""
+    payload = {}
     for threads in threads_list:
         for a, b, shape in PAIRS:
             if a != case:
                 continue
             steps = 20 if shape == (64, 128) else 14
             results = [paired((a, b), shape, threads, steps) for _ in range(runs)]
-            ratios = [r["ratio"] for r in results if "ratio" in r]
             key = f"{threads}|{a} / {b} @ {shape[0]}x{shape[1]}"
             payload[key] = results
             for r in results:
                 print(f"{key}: {r.get('ratio', r.get('error'))} (load {r['load']})", flush=True)
-            median = statistics.median(ratios) if ratios else None
-            loads = ", ".join(f"{r['load']:.1f}" for r in results)
-            rows.append(f"| {threads} | {a} / {b} | {shape[0]}x{shape[1]} | "
-                        f"{', '.join(fmt(x) for x in ratios)} | {fmt(median)} | {loads} |")
+    slug = "".join(c if c.isalnum() else "_" for c in case.lower()).strip("_")
+    while "__" in slug:
+        slug = slug.replace("__", "_")
+    name = f"models_pairs_{slug}" + (f"_{label}" if label else "")
+    write_results(name, {"machine": machine(), "pairs": payload},
+                  pairs_markdown(payload, machine()))
+
+
+def pairs_markdown(payload: dict, machine_info: dict) -> str:
+    """The markdown table of ``pairs_only``'s payload ``{"threads|A / B @ grid": [run, ...]}``
+    (each run a dict with ``ratio`` or ``error``, and ``load``)."""
+    import statistics
+
+    rows = []
+    for key, results in payload.items():
+        threads, pair = key.split("|", 1)
+        names, grid = pair.rsplit(" @ ", 1)
+        ratios = [r["ratio"] for r in results if "ratio" in r]
+        median = statistics.median(ratios) if ratios else None
+        loads = ", ".join(f"{r['load']:.1f}" for r in results)
+        rows.append(f"| {threads} | {names} | {grid} | "
+                    f"{', '.join(fmt(x) for x in ratios)} | {fmt(median)} | {loads} |")
     md = ["# Paired step-time ratios", "",
-          "Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()) + ".", "",
+          "Machine: " + ", ".join(f"{k} {v}" for k, v in machine_info.items()) + ".", "",
           "Each run: both models in one fresh process, steps alternating (A B B A ...) after "
           "two warm-up steps; ratio = median of the per-step ratios t_A / t_B.", "",
           "| threads | A / B | grid | ratio per run | median | load per run |",
           "|---|---|---|---|---|---|", *rows, ""]
-    slug = "".join(c if c.isalnum() else "_" for c in case.lower()).strip("_")
-    while "__" in slug:
-        slug = slug.replace("__", "_")
-    write_results(f"models_pairs_{slug}", {"machine": machine(), "pairs": payload},
-                  "\n".join(md))
+    return "\n".join(md)
 
 
 def report(quick: bool, rounds: int, repeats: dict, spheres: list, params: dict,
