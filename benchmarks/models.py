@@ -118,6 +118,13 @@ def _build_sphere(name: str, nlat: int, nlon: int):
         from geo_neuralop.models import SFNO
 
         return SFNO(1, 1, **common)
+    if name == "SFNO (ours, torch-harmonics' encoder and decoder)":
+        # torch-harmonics' layout around the blocks: no position input, one linear map in
+        # and out (our default: (x, y, z) inputs and two-layer GELU MLPs of width 64)
+        from geo_neuralop.models import SFNO
+
+        return SFNO(1, 1, **{**common, "positional_embedding": None,
+                             "lifting_channel_ratio": 0.0, "projection_channel_ratio": 0.0})
     if name == "SFNO (ours, reference path)":  # before the fast path: RealSHT, einsum, ISHT
         from geo_neuralop.models import SFNO
 
@@ -201,6 +208,7 @@ PAIRS = [
     ("LocalSFNO (ours)", "SFNO (torch-harmonics)", (64, 128)),
     ("SFNO (ours)", "SFNO (torch-harmonics)", (64, 128)),
     ("SFNO (ours, reference path)", "SFNO (torch-harmonics)", (64, 128)),
+    ("SFNO (ours, torch-harmonics' encoder and decoder)", "SFNO (torch-harmonics)", (64, 128)),
 ]
 
 

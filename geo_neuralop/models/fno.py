@@ -45,7 +45,8 @@ class GridNeuralOperator(nn.Module):
     n_layers : int
     lifting_channel_ratio, projection_channel_ratio : float
         Hidden widths of the lifting and projection MLPs relative to
-        ``hidden_channels`` (0: a single linear layer for the lifting).
+        ``hidden_channels`` (0: a single linear layer, torch-harmonics' encoder and
+        decoder).
     positional_embedding : {"grid"} or None
         Append the grid coordinates (on ``domain``) to the input.
     domain : sequence of (lo, hi), optional
@@ -134,9 +135,10 @@ class GridNeuralOperator(nn.Module):
             )
             for i in range(n_layers)
         ])
-        projection_hidden = max(1, round(projection_channel_ratio * hidden_channels))
-        self.projection = ChannelMLP(hidden_channels, out_channels, projection_hidden,
-                                     n_layers=2, activation=activation)
+        projection_hidden = round(projection_channel_ratio * hidden_channels)
+        self.projection = ChannelMLP(hidden_channels, out_channels, max(projection_hidden, 1),
+                                     n_layers=2 if projection_hidden > 0 else 1,
+                                     activation=activation)
 
     # ------------------------------------------------------------------ pieces
 

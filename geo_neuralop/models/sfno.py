@@ -64,6 +64,10 @@ class SFNO(nn.Module):
         latitudes apart (on rotating shallow water this doubles the error, see
         ``benchmarks/results/accuracy/swe_position``).
     lifting_channel_ratio, projection_channel_ratio : float
+        Hidden widths of the lifting and projection MLPs relative to
+        ``hidden_channels`` (0: a single linear layer, torch-harmonics' encoder and
+        decoder; at 64 x 128 the default two-layer ones take about 9% of a training
+        step, ``benchmarks/results/models_pairs_sfno_ours*.md``).
     activation : str
     norm : {"instance_norm", "group_norm", "layer_norm"} or None
     use_channel_mlp : bool
@@ -186,9 +190,10 @@ class SFNO(nn.Module):
             )
             for i in range(n_layers)
         ])
-        projection_hidden = max(1, round(projection_channel_ratio * hidden_channels))
-        self.projection = ChannelMLP(hidden_channels, out_channels, projection_hidden,
-                                     n_layers=2, activation=activation)
+        projection_hidden = round(projection_channel_ratio * hidden_channels)
+        self.projection = ChannelMLP(hidden_channels, out_channels, max(projection_hidden, 1),
+                                     n_layers=2 if projection_hidden > 0 else 1,
+                                     activation=activation)
 
     def block_shapes(self, nlat: int, nlon: int) -> list[tuple[int, int]]:
         """Output grid shape of every block for an ``nlat x nlon`` input."""

@@ -100,3 +100,17 @@ def test_invalid_arguments():
     model = FNO(1, 1, n_modes=(4, 4), hidden_channels=4, n_layers=1)
     with pytest.raises(ValueError, match=r"x must have shape \[B, 1"):
         model(torch.randn(1, 2, 8, 8))
+
+
+def test_zero_projection_ratio_gives_one_affine_map():
+    """projection_channel_ratio=0 is a single linear layer (it was a width-1 bottleneck)."""
+    torch.manual_seed(0)
+    model = FNO(1, 3, n_modes=(4, 4), hidden_channels=6, n_layers=1,
+                projection_channel_ratio=0.0)
+    weights = [p for n, p in model.projection.named_parameters() if "weight" in n]
+    assert [tuple(w.shape)[:2] for w in weights] == [(3, 6)]
+    a, b = torch.randn(1, 6, 5, 5), torch.randn(1, 6, 5, 5)
+    zero = model.projection(torch.zeros_like(a))
+    assert torch.allclose(model.projection(a + 3.0 * b) - zero,
+                          (model.projection(a) - zero) + 3.0 * (model.projection(b) - zero),
+                          atol=1e-5)

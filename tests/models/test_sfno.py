@@ -108,3 +108,21 @@ def test_checkpointed_blocks_give_the_same_gradients(name):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     with pytest.raises(TypeError, match="checkpoint_blocks must be a bool"):
         get_model(name, **kwargs, checkpoint_blocks="yes")
+
+
+@pytest.mark.parametrize("ratio", [0.0, 2.0])
+def test_zero_channel_ratio_gives_affine_lifting_and_projection(ratio):
+    """Ratio 0 is torch-harmonics' encoder/decoder: one affine map each (superposition
+    holds); a positive ratio gives a GELU MLP (superposition fails)."""
+    torch.manual_seed(0)
+    model = SFNO(1, 2, lmax=6, hidden_channels=5, n_layers=1, positional_embedding=None,
+                 lifting_channel_ratio=ratio, projection_channel_ratio=ratio)
+    n_linear = 1 if ratio == 0 else 2
+    assert sum(1 for m in model.lifting.modules() if type(m).__name__ == "PointwiseLinear") \
+        == n_linear
+    for mlp, c in ((model.lifting, 1), (model.projection, 5)):
+        a, b = torch.randn(2, c, 4, 8), torch.randn(2, c, 4, 8)
+        zero = mlp(torch.zeros_like(a))
+        lhs = mlp(2.0 * a + b) - zero
+        rhs = 2.0 * (mlp(a) - zero) + (mlp(b) - zero)
+        assert torch.allclose(lhs, rhs, atol=1e-5) == (ratio == 0)
