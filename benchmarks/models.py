@@ -292,7 +292,12 @@ def main() -> None:
                         help="independent processes per pair with --pairs-only")
     parser.add_argument("--label", default="",
                         help="suffix of the --pairs-only result files")
+    parser.add_argument("--sfno-split", action="store_true",
+                        help="time the parts of our SFNO and torch-harmonics' side by side")
     args = parser.parse_args()
+    if args.sfno_split:
+        sfno_split()
+        return
     if args.pairs_only is not None:
         pairs_only(args.pairs_only, args.paired_threads or [1], args.pair_runs,
                    args.label)
@@ -347,6 +352,71 @@ def pairs_only(case: str, threads_list: list[int], runs: int, label: str = "") -
     name = f"models_pairs_{slug}" + (f"_{label}" if label else "")
     write_results(name, {"machine": machine(), "pairs": payload},
                   pairs_markdown(payload, machine()))
+
+
+def sfno_split(shape: tuple[int, int] = (64, 128), repeats: int = 15) -> None:
+    """Where the SFNO step goes: forward + backward of the parts of our SFNO and of
+    torch-harmonics' (lifting and projection / encoder and decoder; the four blocks; one
+    spherical convolution) on one thread, the two models' parts alternating in one
+    process; medians. Writes ``models_sfno_split.{json,md}``."""
+    import statistics
+    import time
+
+    import torch
+
+    torch.set_num_threads(1)
+    ours, th = build("SFNO (ours)", shape), build("SFNO (torch-harmonics)", shape)
+    x = torch.randn(4, 1, *shape)
+    h = torch.randn(4, HIDDEN, *shape, requires_grad=True)
+
+    def ours_ends():
+        e = ours.positional_embedding(x) if ours.positional_embedding is not None else x
+        ours.projection(ours.lifting(e)).square().mean().backward()
+
+    def th_ends():
+        th.decoder(th.encoder(th.pos_embed(x) if hasattr(th, "pos_embed") else x)
+                   ).square().mean().backward()
+
+    def blocks(model):
+        def run():
+            y = h
+            for block in model.blocks:
+                y = block(y)
+            y.square().mean().backward()
+        return run
+
+    def ours_conv():
+        ours.blocks[0].conv(h).square().mean().backward()
+
+    def th_conv():
+        th.blocks[0].global_conv(h)[0].square().mean().backward()
+
+    parts = {"lifting + projection (ours) / encoder + decoder (torch-harmonics)":
+             (ours_ends, th_ends), f"the {LAYERS} blocks": (blocks(ours), blocks(th)),
+             "one spherical convolution": (ours_conv, th_conv)}
+    rows, payload = [], {}
+    for name, (a, b) in parts.items():
+        for f in (a, b, a, b):
+            f()
+        times = {"ours": [], "torch_harmonics": []}
+        for _ in range(repeats):
+            for f, key in ((a, "ours"), (b, "torch_harmonics")):
+                start = time.perf_counter()
+                f()
+                times[key].append(time.perf_counter() - start)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        payload[name] = {"times": times, "median_s": med, "load": os.getloadavg()[0]}
+        rows.append(f"| {name} | {1e3 * med['ours']:.1f} | {1e3 * med['torch_harmonics']:.1f} "
+                    f"| {med['ours'] / med['torch_harmonics']:.2f} |")
+    md = ["# Where the SFNO step goes", "",
+          "Machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()) + ".", "",
+          f"{shape[0]}x{shape[1]} equiangular, batch 4, {HIDDEN} channels, {LAYERS} blocks, one "
+          "thread; forward + sum-of-squares loss + backward of each part, ours and "
+          "torch-harmonics' alternating in one process, medians of "
+          f"{repeats}; load average {os.getloadavg()[0]:.1f}.", "",
+          "| part | ours (ms) | torch-harmonics (ms) | ratio |", "|---|---|---|---|", *rows, ""]
+    write_results("models_sfno_split", {"machine": machine(), "shape": list(shape),
+                                        "parts": payload}, "\n".join(md))
 
 
 def pairs_markdown(payload: dict, machine_info: dict) -> str:

@@ -66,8 +66,9 @@ class SFNO(nn.Module):
     lifting_channel_ratio, projection_channel_ratio : float
         Hidden widths of the lifting and projection MLPs relative to
         ``hidden_channels`` (0: a single linear layer, torch-harmonics' encoder and
-        decoder; at 64 x 128 the default two-layer ones take about 9% of a training
-        step, ``benchmarks/results/models_pairs_sfno_ours*.md``).
+        decoder). At 64 x 128 the default two-layer ones are why a training step takes
+        about 1.08x torch-harmonics' SFNO's time rather than 0.92x
+        (``benchmarks/results/models_sfno_split.md``).
     activation : str
     norm : {"instance_norm", "group_norm", "layer_norm"} or None
     use_channel_mlp : bool
