@@ -123,6 +123,11 @@ def shallow_water_position(quick: bool = False) -> StudySpec:
     local = {**ours, "name": "local_sfno", "disco_radius": 0.3}
     theirs = {"name": "th_sfno", "shape": shape, "hidden_channels": width, "scale_factor": 1}
     reference = "SFNO, (x, y, z) inputs"
+    # torch-harmonics' SFNO block and layout: x + MLP(conv(x)) (no inner skip), MLP ratio 2,
+    # complex weight per degree, linear encoder and decoder
+    th_block = {"skip": None, "channel_mlp_skip": "identity", "channel_mlp_expansion": 2.0,
+                "operator_type": "driscoll-healy-complex", "lifting_channel_ratio": 0.0,
+                "projection_channel_ratio": 0.0}
     models = (
         ModelEntry(reference, ours, width_key=None,
                    note="our default: the unit vector of each point appended to the input"),
@@ -145,6 +150,15 @@ def shallow_water_position(quick: bool = False) -> StudySpec:
         ModelEntry("SFNO, wide channel MLP, zonal embedding", {
             **ours, "channel_mlp_expansion": 2.0, "positional_embedding": "zonal"},
             baseline="SFNO, zonal embedding"),
+        ModelEntry("SFNO, torch-harmonics' block, (x, y, z) inputs", {
+            **ours, **th_block}, baseline=reference,
+            note="torch-harmonics' block and layout in our SFNO: x + MLP(act(conv(x))) with an "
+                 "identity residual, channel MLP of twice the width, complex weights, one "
+                 "linear map in and out; width re-matched"),
+        ModelEntry("SFNO, torch-harmonics' block, zonal embedding", {
+            **ours, **th_block, "positional_embedding": "zonal"},
+            baseline="SFNO, zonal embedding",
+            note="the closest of our SFNOs to torch-harmonics' with its learnable latitude"),
         ModelEntry("LocalSFNO, (x, y, z) inputs", local,
                    note="the swe study's LocalSFNO (DISCO and differential layers)"),
         ModelEntry("LocalSFNO, no position", {**local, "positional_embedding": None},
