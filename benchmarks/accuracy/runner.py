@@ -16,7 +16,9 @@ versions). A later invocation
 Tuning (``StudySpec.tune_values``): every model first trains once per candidate
 learning rate on the first seed at equal epochs; the value with the lowest
 validation loss (``tuning.json``) is used for all its runs, so every model gets the
-same tuning budget.
+same tuning budget. Tuning runs (and the time budget's calibration runs) made by code
+that has changed since are used like the report uses them (kept and listed), so a code
+change does not hold back the later seeds; runs made for another setting are not.
 
 Budgets: ``epochs`` trains every model for the study's epochs; ``time`` gives every
 model the wall-clock the reference model needs for them on this machine, as
@@ -327,6 +329,18 @@ def staleness(record: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> str 
         parts = _changed_parts(old.get("code_parts", {}), fingerprint["code_parts"])
         reasons.append(f"the code changed ({', '.join(parts) or 'unknown parts'})")
     return "; ".join(reasons) or None
+
+
+def same_config(record: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> bool:
+    """Whether a finished run was made for the same setting (config and data) as
+    ``fingerprint``, whatever code made it.
+
+    Decisions taken from the calibration seed's runs (the tuned value, the frozen time
+    budget) follow the rule of the report: a run made by code that has changed since is
+    kept and listed, one made for another setting is not. So a code change does not
+    hold back the later seeds; ``--rerun-stale`` on the calibration seed redoes both.
+    """
+    return record.get("fingerprint", {}).get("config") == fingerprint["config"]
 
 
 @contextlib.contextmanager
@@ -728,7 +742,7 @@ def _tuned_values(runner: StudyRunner, matched: Mapping[str, Mapping[str, Any]],
         for plan in plan_runs(spec, matched, [seed], dict.fromkeys(labels, epochs), labels,
                               dict.fromkeys(labels, value)):
             record = _read_json(paths.run_results(spec.name, plan.key))
-            if record is None or staleness(record, runner.fingerprint(plan)):
+            if record is None or not same_config(record, runner.fingerprint(plan)):
                 log(f"[{spec.name}] waiting for the tuning runs of seed {seed} (run "
                     f"--seeds {seed}): {plan.key} is not done")
                 return None
@@ -767,7 +781,7 @@ def _time_budget(runner: StudyRunner, matched: Mapping[str, Mapping[str, Any]],
     epoch_s = {}
     for plan in plans:
         record = _read_json(paths.run_results(spec.name, plan.key))
-        if record is None or staleness(record, runner.fingerprint(plan)):
+        if record is None or not same_config(record, runner.fingerprint(plan)):
             log(f"[{spec.name}] time budget deferred: seed {seed}'s equal-epoch run of "
                 f"{plan.label!r} is not done (run it with --seeds {seed})")
             return None

@@ -264,6 +264,38 @@ def test_every_model_gets_the_same_learning_rate_search(paths, runner):
     assert "## Tuning" in (paths.results / "tiny" / "summary.md").read_text()
 
 
+def test_a_code_change_does_not_hold_back_later_seeds(paths, runner, monkeypatch):
+    """Seed 0's tuning runs made by older code still choose the learning rate of seed 1
+    (as the report keeps such runs); seed 0's runs are not redone."""
+    spec = dataclasses.replace(tiny_study(), tune_values=(1e-3, 2e-3), budgets=("epochs",))
+    runner.run_study(spec, paths, seeds=[0], log=lambda m: None)
+    chosen = json.loads((paths.results / "tiny" / "tuning.json").read_text())["chosen"]
+    real = runner.code_fingerprint()
+    monkeypatch.setattr(runner, "code_fingerprint", lambda: {
+        "total": "1" * 16, "parts": {**real["parts"], "geo_neuralop.models": "0" * 16}})
+    done = runner.run_study(spec, paths, seeds=[1], log=lambda m: None)
+    assert sorted(done["ran"]) == sorted(
+        f"{slug_}__s1__e1{'' if chosen[label] == 2e-3 else '__lr0.001'}"
+        for label, slug_ in (("FNO", "fno"), ("AM-FNO", "am_fno")))
+    for label, slug_ in (("FNO", "fno"), ("AM-FNO", "am_fno")):
+        tag = "" if chosen[label] == 2e-3 else "__lr0.001"
+        record = json.loads((paths.results / "tiny" / "runs" / f"{slug_}__s1__e1{tag}.json")
+                            .read_text())
+        assert record["trainer"]["lr"] == chosen[label]
+        assert record["fingerprint"]["code"] == "1" * 16
+    # a tuning run made for another setting still holds the later seeds back
+    first = paths.results / "tiny" / "runs" / "fno__s0__e1.json"
+    record = json.loads(first.read_text())
+    record["fingerprint"]["config"] = "f" * 16
+    first.write_text(json.dumps(record))
+    for path in (paths.results / "tiny" / "runs").glob("*__s1__*.json"):
+        path.unlink()
+    messages = []
+    deferred = runner.run_study(spec, paths, seeds=[1], log=messages.append)
+    assert deferred["ran"] == [] and "FNO" in deferred["deferred"]
+    assert any("waiting for the tuning runs" in m for m in messages)
+
+
 def test_results_section_is_spliced_into_the_project_readme(tmp_path):
     """The README's Results section is the harness's own file between two markers, with its
     links made relative to the README; a README without markers is left alone."""
