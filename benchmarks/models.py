@@ -359,9 +359,6 @@ def sfno_split(shape: tuple[int, int] = (64, 128), repeats: int = 15) -> None:
     torch-harmonics' (lifting and projection / encoder and decoder; the four blocks; one
     spherical convolution) on one thread, the two models' parts alternating in one
     process; medians. Writes ``models_sfno_split.{json,md}``."""
-    import statistics
-    import time
-
     import torch
 
     torch.set_num_threads(1)
@@ -422,8 +419,6 @@ def sfno_split(shape: tuple[int, int] = (64, 128), repeats: int = 15) -> None:
 def pairs_markdown(payload: dict, machine_info: dict) -> str:
     """The markdown table of ``pairs_only``'s payload ``{"threads|A / B @ grid": [run, ...]}``
     (each run a dict with ``ratio`` or ``error``, and ``load``)."""
-    import statistics
-
     rows = []
     for key, results in payload.items():
         threads, pair = key.split("|", 1)
