@@ -39,7 +39,7 @@ from geo_neuralop.utils.folders import LOCK_NAME, folder_entries
 from geo_neuralop.utils.paths import PathOutsideFolderError, confined_file
 
 __all__ = ["MANIFEST_FORMAT", "check_not_foreign", "finished_samples", "make_manifest",
-           "prepare_folder", "read_manifest"]
+           "manifest_differences", "prepare_folder", "read_manifest"]
 
 #: Value of the ``"format"`` entry of ``generation.json``.
 MANIFEST_FORMAT = "geo_neuralop.generation"
@@ -52,7 +52,8 @@ def make_manifest(generator: str, params: dict, seed: int, n_samples: int, split
                                          "seed": int(seed)})}
 
 
-def _differences(old: dict, new: dict) -> list[str]:
+def manifest_differences(old: dict, new: dict) -> list[str]:
+    """What differs between two datasets' manifests (or cards): one phrase per setting."""
     out = []
     for key in ("generator", "seed", "n_samples", "parameters", "splits"):
         if old.get(key) != new.get(key):
@@ -196,7 +197,7 @@ def prepare_folder(root: Path, manifest: dict, overwrite: bool,
                 f"{root} is not empty and holds no geo_neuralop dataset ({foreign[:5]}); "
                 f"refusing to write into it: choose another --out")
         return False
-    differences = _differences(existing, manifest)
+    differences = manifest_differences(existing, manifest)
     if differences:
         unfinished_empty = not (root / CARD_NAME).exists() and not sample_indices(root)
         if unfinished_empty:  # an earlier run failed before its first sample: nothing to lose

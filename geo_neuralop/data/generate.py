@@ -50,6 +50,7 @@ from geo_neuralop.data.dataset_card import (
     compute_splits,
     file_entries,
     make_card,
+    read_card,
     split_indices,
     verify_dataset,
     write_card,
@@ -58,6 +59,7 @@ from geo_neuralop.data.dataset_folder import (
     check_not_foreign,
     finished_samples,
     make_manifest,
+    manifest_differences,
     prepare_folder,
     read_manifest,
 )
@@ -295,6 +297,8 @@ def generate_dataset(
     root = Path(out)
     manifest = make_manifest(generator, params, seed, n_samples, splits)
     check_not_foreign(root)
+    if shard is None and not finalize and _confirm_finished(root, manifest, log):
+        return root / CARD_NAME
     # shards share the folder, each holding its own shard; a whole run or finalize excludes all
     with locked(root, shared=shard is not None, what="dataset folder"), (
             locked(root, name=f".geo_neuralop-shard-{shard[0]}-of-{shard[1]}.lock",
@@ -302,6 +306,25 @@ def generate_dataset(
             if shard is not None else contextlib.nullcontext()):
         return _generate_locked(generator, root, manifest, workers, overwrite, progress, log,
                                 shard, finalize)
+
+
+def _confirm_finished(root: Path, manifest: dict, log: Callable[[str], None]) -> bool:
+    """Verify a finished dataset of the same settings under a shared lock; False when the
+    folder holds no card or another dataset (the exclusive path then decides).
+
+    Several processes (two training runs started at once) confirm one dataset together;
+    a process that writes into the folder holds the exclusive lock and makes this raise
+    :class:`~geo_neuralop.utils.folders.FolderBusyError`.
+    """
+    if not (root / CARD_NAME).exists():
+        return False
+    with locked(root, shared=True, what="dataset folder"):
+        if not (root / CARD_NAME).exists() or manifest_differences(read_card(root), manifest):
+            return False
+        verify_dataset(root, checksums=True)  # every byte, not only the sizes
+    log(f"{root}: dataset already complete ({manifest['n_samples']} samples, checksums "
+        f"verified); nothing to do")
+    return True
 
 
 def _generate_locked(generator: str, root: Path, manifest: dict, workers: int, overwrite: bool,

@@ -233,6 +233,48 @@ def test_a_second_generation_into_the_same_folder_is_refused_naming_the_first(tm
     assert _cli("darcy", "--out", str(root), "--n-samples", "2", "--param", "resolution=9") == 0
 
 
+def _lock_holder(root: Path, shared: bool) -> subprocess.Popen:
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from geo_neuralop.utils.folders import FolderLock\n"
+        f"lock = FolderLock({str(root)!r}, shared={shared}).acquire(); "
+        "print('held', flush=True); time.sleep(60)")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_finished_dataset_is_confirmed_while_another_process_confirms_it(tmp_path):
+    """Two training runs started at once both confirm one finished dataset: the check takes
+    a shared lock (it took the exclusive one, and the second run died with FolderBusyError)."""
+    root = tmp_path / "d"
+    _generate("darcy", root, 3, params=DARCY)
+    card = (root / "card.yaml").read_bytes()
+    holder = _lock_holder(root, shared=True)
+    try:
+        messages = []
+        assert _generate("darcy", root, 3, params=DARCY, log=messages.append) == \
+            root / "card.yaml"
+        assert any("already complete" in m for m in messages), messages
+        assert (root / "card.yaml").read_bytes() == card
+        # another dataset in the folder still needs the exclusive lock, which is refused
+        with pytest.raises(FolderBusyError):
+            _generate("darcy", root, 4, params=DARCY)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_finished_dataset_is_not_confirmed_while_a_writer_holds_it(tmp_path):
+    root = tmp_path / "d"
+    _generate("darcy", root, 3, params=DARCY)
+    holder = _lock_holder(root, shared=False)
+    try:
+        with pytest.raises(FolderBusyError, match=f"pid {holder.pid}"):
+            _generate("darcy", root, 3, params=DARCY)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_permission_errors_are_one_line(tmp_path, monkeypatch, capsys):
     """D22: a read-only or immutable --out gave a PermissionError traceback (rc 1). Simulated,
     since the tests may run as root."""
