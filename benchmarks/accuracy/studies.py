@@ -378,15 +378,16 @@ def cylinder(quick: bool = False) -> StudySpec:
         ModelEntry("MeshNO (LocalNO + mesh layers)", _mesh_no(
             quick, "local_no", mesh_layers=True, mesh_radius=mesh_radius)),
         ModelEntry("MeshGraphNet", {"name": "mesh_graph_net", "hidden_channels": 32,
-                                    "n_layers": 4 if quick else 8}, seeds=slow_seeds,
-                   note="about 50x the time per sample of MeshNO at this parameter count, "
-                        "so two seeds"),
+                                    "n_layers": 4 if quick else 8},
+                   note="about 20x the time per epoch of MeshNO at this parameter count "
+                        "(8 blocks of width 80 on every mesh edge)"),
         ModelEntry("GINO (neuraloperator)", {
             "name": "nop_gino", "latent_shape": [24, 8] if quick else [48, 12],
             "n_modes": [8, 4] if quick else [20, 8], "hidden_channels": 8 if quick else 24,
             "n_layers": 4}, library=NOP, seeds=slow_seeds,
-            note="one forward per mesh; GNO radius 2 latent cells; about 50x the time per "
-                 "sample of MeshNO, so two seeds"),
+            note="one forward per mesh; GNO radius 2 latent cells; about 35x the time per "
+                 "epoch of MeshNO (its neighbour search and GNO integrals run in every "
+                 "step), so two seeds"),
     )
     coarse, fine = datasets["coarse"].params, datasets["fine"].params
     steps = coarse["n_frames"] - 1 if quick else 20
