@@ -321,20 +321,23 @@ def _confirm_finished(root: Path, manifest: dict, log: Callable[[str], None]) ->
     with locked(root, shared=True, what="dataset folder"):
         if not (root / CARD_NAME).exists() or manifest_differences(read_card(root), manifest):
             return False
-        verify_dataset(root, checksums=True)  # every byte, not only the sizes
-    log(f"{root}: dataset already complete ({manifest['n_samples']} samples, checksums "
-        f"verified); nothing to do")
+        _verify_finished(root, manifest["n_samples"], log)
     return True
+
+
+def _verify_finished(root: Path, n_samples: int, log: Callable[[str], None]) -> None:
+    """Check every byte of a finished dataset against its card (raises when damaged)."""
+    verify_dataset(root, checksums=True)
+    log(f"{root}: dataset already complete ({n_samples} samples, checksums verified); "
+        f"nothing to do")
 
 
 def _generate_locked(generator: str, root: Path, manifest: dict, workers: int, overwrite: bool,
                      progress: bool, log: Callable[[str], None], shard: tuple[int, int] | None,
                      finalize: bool) -> Path | None:
     n_samples, seed, params = manifest["n_samples"], manifest["seed"], manifest["parameters"]
-    if prepare_folder(root, manifest, overwrite, log):
-        verify_dataset(root, checksums=True)  # every byte, not only the sizes
-        log(f"{root}: dataset already complete ({n_samples} samples, checksums verified); "
-            f"nothing to do")
+    if prepare_folder(root, manifest, overwrite, log):  # finished since the shared check
+        _verify_finished(root, n_samples, log)
         return root / CARD_NAME
     with atomic_path(root / MANIFEST_NAME) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
